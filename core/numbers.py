@@ -1,0 +1,173 @@
+"""Number rules: every number that enters callshield becomes E.164 here, or is exempt, or is refused.
+
+Input comes from dialled digits (``${EXTEN}``), the command line, import files and the API, in any of
+the forms people and PBXs write: ``+86 138-0013-8000``, ``0086 13800138000``, ``(010) 1234.5678``, an
+outside-line ``9`` in front, a carrier prefix such as ``17951``. :func:`classify` turns it into a
+:class:`Target`: either an E.164 number or an exempt short code (emergency and service numbers of the
+region, which are never blocked and never shielded). Anything else raises :class:`NumberError`,
+whose message names the problem and shows the input masked.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import phonenumbers
+from callshield.errors import NumberError
+from callshield.privacy import mask
+from phonenumbers import NumberParseException, PhoneNumber, shortnumberinfo
+
+#: ITU-T E.164: at most 15 digits including the country code.
+MAX_DIGITS = 15
+#: Longest dial-out prefix accepted in front of a number.
+MAX_STRIP = 8
+#: Longest input accepted before parsing (formatting characters included).
+MAX_INPUT = 64
+#: Inputs with this many digits or fewer are looked up as short codes first.
+SHORT_CODE_MAX = 6
+
+_SEPARATORS = str.maketrans("", "", " -.()/\t")
+_DIALLABLE = re.compile(r"\+?[0-9]+")
+_PLAIN_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+@dataclass(frozen=True)
+class NumberRules:
+    """How dialled and imported numbers are read."""
+
+    default_region: str = "CN"
+    """ISO 3166 region for numbers written without a country code."""
+    strip_prefixes: tuple[str, ...] = ()
+    """Dial-out prefixes (outside line ``9``, carrier codes such as ``17951``) removed before parsing
+    when what follows them is a valid number. Longest first."""
+    extra_exempt: frozenset[str] = field(default_factory=frozenset)
+    """Additional short codes (digits as dialled) that are never blocked."""
+
+    def __post_init__(self) -> None:
+        if self.default_region not in phonenumbers.SUPPORTED_REGIONS:
+            raise NumberError(f"unknown default region {self.default_region!r}")
+        for prefix in self.strip_prefixes:
+            if not prefix.isdigit() or len(prefix) > MAX_STRIP:
+                raise NumberError(f"dial-out prefix {prefix[:16]!r} must be 1-{MAX_STRIP} digits")
+        ordered = tuple(sorted(self.strip_prefixes, key=len, reverse=True))
+        object.__setattr__(self, "strip_prefixes", ordered)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a dialled or entered number resolves to."""
+
+    e164: str | None
+    """The number in E.164 (``+8613800138000``), or None for an exempt short code."""
+    exempt: bool = False
+    """True for emergency and service short codes: never blocked, never shielded."""
+    digits: str = ""
+    """For exempt codes, the code as dialled (``110``); empty otherwise."""
+
+    @property
+    def masked(self) -> str:
+        return mask(self.e164) if self.e164 else self.digits
+
+
+def classify(raw: str, rules: NumberRules) -> Target:
+    """Resolve raw input to an E.164 :class:`Target` or an exempt short code.
+
+    Raises :class:`NumberError` naming the problem (empty, letters, too short, too long, not a
+    valid number for the region); the input appears masked in the message.
+    """
+    text = _clean(raw)
+    digits = text.lstrip("+")
+    if not text.startswith("+") and _is_exempt(digits, rules):
+        return Target(None, exempt=True, digits=digits)
+    if _PLAIN_E164.fullmatch(text):
+        fast = _fast_e164(text)
+        if fast is not None:
+            return Target(fast)
+    for prefix in rules.strip_prefixes:
+        if not text.startswith("+") and digits.startswith(prefix) and len(digits) > len(prefix):
+            stripped = _parse_valid(digits[len(prefix) :], rules.default_region)
+            if stripped is not None:
+                return Target(stripped)
+    e164 = _parse_valid(text, rules.default_region) if len(digits) <= MAX_DIGITS else None
+    if e164 is not None:
+        return Target(e164)
+    if len(digits) > MAX_DIGITS:
+        raise NumberError(f"{mask(raw)}: too long ({len(digits)} digits, E.164 allows {MAX_DIGITS})")
+    where = "" if text.startswith("+") else f" in region {rules.default_region}"
+    raise NumberError(f"{mask(raw)}: not a valid phone number{where}")
+
+
+def normalize(raw: str, rules: NumberRules) -> str:
+    """E.164 form of ``raw``; exempt short codes are refused (they cannot be shielded)."""
+    target = classify(raw, rules)
+    if target.e164 is None:
+        raise NumberError(f"{target.digits}: emergency/service short code, cannot be shielded")
+    return target.e164
+
+
+def normalize_prefix(raw: str) -> str:
+    """A prefix rule as ``+`` and digits (``+861380013``): prefixes are ranges, not personal data."""
+    text = _clean(raw)
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    if not text.startswith("+") or not text[1:].isdigit() or not 1 <= len(text) - 1 <= MAX_DIGITS:
+        raise NumberError(f"prefix {raw.strip()[:32]!r}: write it as + and 1-15 digits, e.g. +861380013")
+    return text
+
+
+def _clean(raw: str) -> str:
+    if len(raw) > MAX_INPUT:
+        raise NumberError(f"{mask(raw[:MAX_INPUT])}...: input too long ({len(raw)} characters)")
+    text = raw.strip().translate(_SEPARATORS)
+    if not text:
+        raise NumberError("empty number")
+    if text.startswith("00") and text[2:].isdigit():
+        text = "+" + text[2:]
+    if not _DIALLABLE.fullmatch(text):
+        raise NumberError(f"{mask(raw)}: contains characters that are not digits")
+    digits = len(text.lstrip("+"))
+    if digits > MAX_DIGITS + MAX_STRIP:
+        raise NumberError(f"{mask(raw)}: too long ({digits} digits, E.164 allows {MAX_DIGITS})")
+    if digits < 3:
+        raise NumberError(f"{mask(raw)}: too short ({digits} digits)")
+    return text
+
+
+def _is_exempt(digits: str, rules: NumberRules) -> bool:
+    if digits in rules.extra_exempt:
+        return True
+    if len(digits) > SHORT_CODE_MAX:
+        return False
+    region = rules.default_region
+    if shortnumberinfo.is_emergency_number(digits, region):
+        return True
+    try:
+        number = phonenumbers.parse(digits, region)
+    except NumberParseException:
+        return False
+    return bool(shortnumberinfo.is_valid_short_number_for_region(number, region))
+
+
+def _fast_e164(text: str) -> str | None:
+    """``+CC…`` input, already canonical: validate without the full parser (4 us instead of 14)."""
+    digits = text[1:]
+    for cc_len in (1, 2, 3):
+        cc = int(digits[:cc_len])
+        if cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            national = digits[cc_len:]
+            if not national or national[0] == "0":
+                return None  # leading zeros and national prefixes: let the full parser decide
+            number = PhoneNumber(country_code=cc, national_number=int(national))
+            return text if phonenumbers.is_valid_number(number) else None
+    return None
+
+
+def _parse_valid(text: str, region: str) -> str | None:
+    try:
+        number = phonenumbers.parse(text, region)
+    except NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -1,0 +1,304 @@
+"""SQLite store internals: opening and migrating the file, translating errors, and every write.
+
+Each write is one ``BEGIN IMMEDIATE`` transaction that also appends its audit record, so a change
+and its record land together or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from callshield.errors import (
+    CallShieldError,
+    KeyFileError,
+    StoreCorrupt,
+    StoreError,
+    StoreUnavailable,
+)
+from callshield.models import PrefixRule, Scope
+from callshield.privacy import mask
+from callshield.store.audit import GENESIS, encode_detail, format_at, record_hash
+from callshield.store.base import AddResult, ImportRow, NewEntry
+from callshield.store.sqlite_schema import APPLICATION, LATEST, MIGRATIONS
+
+PURGE_CHUNK = 1000
+
+
+@contextmanager
+def translate(path: Path) -> Iterator[None]:
+    """Turn sqlite3/OS errors into callshield's store errors (messages name the file, never a number)."""
+    try:
+        yield
+    except CallShieldError:
+        raise
+    except sqlite3.IntegrityError as e:
+        raise StoreError(f"store {path}: {e}") from None
+    except sqlite3.OperationalError as e:
+        text = str(e)
+        if any(w in text for w in ("locked", "busy", "unable to open", "readonly", "disk I/O")):
+            raise StoreUnavailable(f"store {path} is unavailable: {text}") from None
+        raise StoreError(f"store {path}: {text}") from None
+    except sqlite3.DatabaseError as e:
+        raise StoreCorrupt(f"store {path} is damaged or not a SQLite database: {e}") from None
+    except sqlite3.Error as e:
+        raise StoreError(f"store {path}: {e}") from None
+    except OSError as e:
+        raise StoreUnavailable(f"store {path} cannot be opened: {e.strerror}") from None
+
+
+async def prepare(path: Path, key_fingerprint: str) -> None:
+    """Create or migrate the store file and check it belongs to this key (runs in a thread)."""
+    await asyncio.to_thread(_prepare, path, key_fingerprint)
+
+
+def _prepare(path: Path, key_fingerprint: str) -> None:
+    with translate(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                _migrate(conn, path, key_fingerprint)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA journal_mode=WAL")
+        finally:
+            conn.close()
+
+
+def _migrate(conn: sqlite3.Connection, path: Path, key_fingerprint: str) -> None:
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables:
+        version = 0
+    elif "meta" not in tables:
+        raise StoreCorrupt(f"{path} is a SQLite database but not a callshield store; refusing to touch it")
+    else:
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("application") != APPLICATION:
+            raise StoreCorrupt(f"{path} is not a callshield store; refusing to touch it")
+        version = int(meta.get("schema_version", "0"))
+        if version > LATEST:
+            raise StoreCorrupt(
+                f"{path} has schema version {version}, newer than this callshield knows ({LATEST}): upgrade"
+            )
+        if meta.get("key_fingerprint") != key_fingerprint:
+            raise KeyFileError(
+                f"the key does not match store {path} (key {key_fingerprint}, store made with "
+                f"{meta.get('key_fingerprint')}): use the key file the store was created with"
+            )
+    for step in range(version, LATEST):
+        for statement in _statements(MIGRATIONS[step]):
+            conn.execute(statement)
+    if version == 0:
+        now = format_at(datetime.now(UTC))
+        conn.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?)",
+            [("application", APPLICATION), ("key_fingerprint", key_fingerprint), ("created_at", now)],
+        )
+        conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(LATEST),))
+    elif version < LATEST:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(LATEST),))
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration into statements (trigger bodies contain ';' too)."""
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            yield buf.strip()
+            buf = ""
+
+
+def ts(at: datetime | None) -> int | None:
+    return None if at is None else int(at.timestamp())
+
+
+def later(a: int | None, b: int | None) -> int | None:
+    """The later of two expiries; None (permanent) is latest."""
+    return None if a is None or b is None else max(a, b)
+
+
+class Writer:
+    """Every write of the SQLite store, serialised on its one aiosqlite connection."""
+
+    def __init__(self, db: aiosqlite.Connection, ckey: bytes, path: Path) -> None:
+        self._db = db
+        self._ckey = ckey
+        self._path = path
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            with translate(self._path):
+                await self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    if self._db.in_transaction:
+                        await self._db.execute("ROLLBACK")
+                    raise
+                await self._db.execute("COMMIT")
+
+    async def _append(
+        self, actor: str, action: str, masked: str, detail: Mapping[str, Any], now: datetime
+    ) -> None:
+        head = await self._db.execute_fetchall("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        seq, prev = next(((r[0] + 1, bytes(r[1])) for r in head), (1, GENESIS))
+        at, text = format_at(now), encode_detail(detail)
+        digest = record_hash(self._ckey, prev, seq, at, actor, action, masked, text)
+        await self._db.execute(
+            "INSERT INTO audit (seq, at, actor, action, masked, detail, prev_hash, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (seq, at, actor, action, masked, text, prev, digest),
+        )
+
+    async def audit_only(
+        self, actor: str, action: str, masked: str, detail: Mapping[str, Any], now: datetime
+    ) -> None:
+        async with self._tx():
+            await self._append(actor, action, masked, detail, now)
+
+    async def add(self, entry: NewEntry, number_hash: bytes, actor: str, now: datetime) -> AddResult:
+        scope, masked = str(entry.scope), mask(entry.e164)
+        item = {"at": format_at(now), "source": str(entry.source), "reason": entry.reason, **entry.evidence}
+        async with self._tx() as db:
+            old = await db.execute_fetchall(
+                "SELECT expires_at, evidence FROM entries WHERE number_hash = ? AND scope = ?",
+                (number_hash, scope),
+            )
+            new_exp = ts(entry.expires_at)
+            if not old:
+                await db.execute(
+                    "INSERT INTO entries (number_hash, scope, masked, source, reason, evidence,"
+                    " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        number_hash,
+                        scope,
+                        masked,
+                        entry.source,
+                        entry.reason,
+                        json.dumps([item]),
+                        ts(now),
+                        new_exp,
+                    ),
+                )
+                expires = new_exp
+            else:
+                (old_exp, old_evidence), *_ = old
+                expires = later(old_exp, new_exp)
+                evidence = [*json.loads(old_evidence), item]
+                keep_old = expires == old_exp and old_exp != new_exp
+                await db.execute(
+                    "UPDATE entries SET expires_at = ?, evidence = ?, source = CASE WHEN ? THEN source"
+                    " ELSE ? END, reason = CASE WHEN ? THEN reason ELSE ? END"
+                    " WHERE number_hash = ? AND scope = ?",
+                    (
+                        expires,
+                        json.dumps(evidence),
+                        keep_old,
+                        entry.source,
+                        keep_old,
+                        entry.reason,
+                        number_hash,
+                        scope,
+                    ),
+                )
+            detail = {
+                "ref": number_hash.hex()[:16],
+                "scope": scope,
+                "created": not old,
+                "expires_at": expires,
+                **item,
+            }
+            await self._append(actor, "add", masked, detail, now)
+        return AddResult(not old, None if expires is None else datetime.fromtimestamp(expires, UTC))
+
+    async def remove(
+        self, number_hash: bytes, e164: str, scope: Scope | None, actor: str, reason: str, now: datetime
+    ) -> int:
+        where, params = "number_hash = ?", list[object]([number_hash])
+        if scope is not None:
+            where, params = where + " AND scope = ?", [number_hash, str(scope)]
+        async with self._tx() as db:
+            cursor = await db.execute(f"DELETE FROM entries WHERE {where}", params)
+            removed = cursor.rowcount
+            detail = {
+                "ref": number_hash.hex()[:16],
+                "scope": str(scope or "all"),
+                "removed": removed,
+                "reason": reason,
+            }
+            await self._append(actor, "remove", mask(e164), detail, now)
+        return removed
+
+    async def import_rows(self, rows: Sequence[ImportRow]) -> int:
+        async with self._tx() as db:
+            cursor = await db.executemany(
+                "INSERT INTO entries (number_hash, masked, scope, source, reason, evidence, created_at,"
+                " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                rows,
+            )
+            return cursor.rowcount
+
+    async def purge(self, actor: str, now: datetime) -> int:
+        total = 0
+        while True:
+            async with self._tx() as db:
+                found = list(
+                    await db.execute_fetchall(
+                        "SELECT number_hash, scope FROM entries"
+                        " WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?",
+                        (ts(now), PURGE_CHUNK),
+                    )
+                )
+                if not found:
+                    return total
+                await db.executemany("DELETE FROM entries WHERE number_hash = ? AND scope = ?", found)
+                refs = [f"{bytes(h).hex()[:16]}/{s}" for h, s in found]
+                await self._append(actor, "purge", "", {"count": len(found), "refs": refs}, now)
+                total += len(found)
+
+    async def add_prefix(self, rule: PrefixRule, actor: str) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO prefixes (prefix, scope, action, reason, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    rule.prefix,
+                    str(rule.scope),
+                    rule.action,
+                    rule.reason,
+                    ts(rule.created_at),
+                    ts(rule.expires_at),
+                ),
+            )
+            detail = {
+                "prefix": rule.prefix,
+                "scope": str(rule.scope),
+                "action": str(rule.action),
+                "reason": rule.reason,
+                "expires_at": ts(rule.expires_at),
+            }
+            await self._append(actor, "prefix-add", "", detail, rule.created_at)
+
+    async def remove_prefix(self, prefix: str, scope: Scope, actor: str, reason: str, now: datetime) -> int:
+        async with self._tx() as db:
+            cursor = await db.execute(
+                "DELETE FROM prefixes WHERE prefix = ? AND scope = ?", (prefix, str(scope))
+            )
+            detail = {"prefix": prefix, "scope": str(scope), "removed": cursor.rowcount, "reason": reason}
+            await self._append(actor, "prefix-remove", "", detail, now)
+            return cursor.rowcount
