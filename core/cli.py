@@ -65,6 +65,8 @@ async def check(app: App, number: str, company: str | None, campaign: str | None
         call = CallContext(target.e164, target.exempt, company, campaign)
         decision = decide(call, matches or NO_MATCHES, moment)
         detail = {"verdict": str(decision.action), "reason": decision.reason, "rule": decision.rule}
+        if target.e164:
+            detail["ref"] = store.ref(target.e164)
         await store.audit(app.actor, "check", target.masked, detail, now())
     until = "" if decision.allowed else f", {_until(decision.until)}"
     rule = f" ({decision.rule})" if decision.rule else ""

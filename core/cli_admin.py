@@ -22,11 +22,10 @@ from callshield.cli_support import (
     when,
 )
 from callshield.errors import InvalidInput, KeyFileError
-from callshield.importer import FORMATS, ImportRequest, import_file
+from callshield.importer import CHUNK_LINES, FORMATS, ImportRequest, import_file
 from callshield.keys import generate_key_file
 from callshield.models import Action, PrefixRule, Source
 from callshield.numbers import normalize, normalize_prefix
-from callshield.privacy import keyed_hash
 from callshield.transfer import write_export
 
 pass_app = click.make_pass_decorator(App)
@@ -61,6 +60,13 @@ async def init(app: App) -> None:
 @click.option("--source", type=click.Choice([s.value for s in Source]), default="import", show_default=True)
 @click.option("--rejects", type=click.Path(path_type=Path), help="Reject file [default: FILE.rejects].")
 @click.option("--workers", type=click.IntRange(0, 64), help="Parser processes [default: one per core].")
+@click.option(
+    "--batch-lines",
+    type=click.IntRange(1, 1_000_000),
+    default=CHUNK_LINES,
+    show_default=True,
+    help="Lines per transaction.",
+)
 @pass_app
 @runs_async
 async def import_(
@@ -76,6 +82,7 @@ async def import_(
     source: str,
     rejects: Path | None,
     workers: int | None,
+    batch_lines: int,
 ) -> None:
     """Shield every number of FILE (text: one per line; csv: --column; hashes: an export)."""
     scope, src, moment = make_scope(company, campaign), Source(source), now()
@@ -89,6 +96,7 @@ async def import_(
         expires_at=expiry(app, moment, src, scope, days, permanent),
         rejects=rejects or file.with_name(file.name + ".rejects"),
         workers=workers,
+        batch_lines=batch_lines,
     )
     size = file.stat().st_size if file.is_file() else 0
     show = sys.stderr.isatty() and size > 0
@@ -185,8 +193,8 @@ def audit(ctx: click.Context, since: int, number: str | None) -> None:
 
 @runs_async
 async def _show_audit(app: App, since: int, number: str | None) -> None:
-    ref = keyed_hash(app.key(), normalize(number, app.settings.numbers)).hex()[:16] if number else None
     async with app.store() as store:
+        ref = store.ref(normalize(number, app.settings.numbers)) if number else None
         async for r in store.audit_records(since):
             if ref is None or ref in r.detail:
                 click.echo(f"{r.seq:>7} {r.at[:19]} {r.actor:<16} {r.action:<13} {r.masked:<16} {r.detail}")

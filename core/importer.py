@@ -50,6 +50,8 @@ class ImportRequest:
     rejects: Path
     workers: int | None = None
     """Worker processes; None: one per core for large files, 0: parse in-process."""
+    batch_lines: int = CHUNK_LINES
+    """Lines per chunk, and so at most rows per transaction."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ async def import_file(
         rejects = RejectWriter(req.rejects)
         lines = valid = added = 0
         try:
-            async for result in _parsed(f, first, spec, _workers(req)):
+            async for result in _parsed(f, first, spec, _workers(req), req.batch_lines):
                 lines += len(result.rows) + len(result.rejects)
                 rejects.write(result.rejects, report)
                 valid += len(result.rows)
@@ -136,8 +138,10 @@ def _workers(req: ImportRequest) -> int:
     return (os.cpu_count() or 1) if size > PARALLEL_ABOVE else 0
 
 
-async def _parsed(f: BinaryIO, first: int, spec: ChunkSpec, workers: int) -> AsyncIterator[ChunkResult]:
-    chunks = read_chunks(f, first, CHUNK_LINES)
+async def _parsed(
+    f: BinaryIO, first: int, spec: ChunkSpec, workers: int, batch_lines: int
+) -> AsyncIterator[ChunkResult]:
+    chunks = read_chunks(f, first, batch_lines)
     if workers <= 0:
         for chunk in chunks:
             yield parse_chunk(spec, chunk)

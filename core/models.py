@@ -28,7 +28,7 @@ class Action(enum.StrEnum):
     BLOCK = "BLOCK"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Scope:
     """Who an entry binds: everyone (global), one company, or one campaign of a company."""
 

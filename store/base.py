@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from callshield.keys import fingerprint
 from callshield.models import Action, Matches, PrefixRule, Scope, ShieldEntry, Source
-from callshield.privacy import mask
+from callshield.privacy import keyed_hash, mask
 from callshield.store.audit import AuditRecord, ChainReport
 
 
@@ -63,7 +64,17 @@ class Stats:
 class ShieldStore(abc.ABC):
     """Every backend implements this. All times are aware UTC datetimes."""
 
-    key_fingerprint: str
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self.key_fingerprint = fingerprint(key)
+
+    def hash(self, e164: str) -> bytes:
+        """The keyed hash under which this store knows ``e164``."""
+        return keyed_hash(self._key, e164)
+
+    def ref(self, e164: str) -> str:
+        """The short reference audit records use for a number (the hash's first 16 hex digits)."""
+        return self.hash(e164).hex()[:16]
 
     # the gate's hot path -------------------------------------------------------------------
     @abc.abstractmethod

@@ -23,7 +23,6 @@ import aiosqlite
 from callshield.errors import StoreUnavailable
 from callshield.keys import fingerprint
 from callshield.models import Matches, PrefixRule, Scope, ShieldEntry, Source
-from callshield.privacy import keyed_hash
 from callshield.store import sqlite_rows as rows
 from callshield.store.audit import AuditRecord, ChainReport, ChainWalker, chain_key
 from callshield.store.base import (
@@ -49,10 +48,9 @@ class SqliteStore(ShieldStore):
     """Open with :meth:`open`; see the module docstring for how the work is split."""
 
     def __init__(self, path: Path, key: bytes, writer: aiosqlite.Connection, reader: sqlite3.Connection):
+        super().__init__(key)
         self.path = path
-        self._key = key
         self._ckey = chain_key(key)
-        self.key_fingerprint = fingerprint(key)
         self._db = writer
         self._reader = reader
         self._w = Writer(writer, self._ckey, path)
@@ -76,11 +74,8 @@ class SqliteStore(ShieldStore):
             reader.execute("PRAGMA busy_timeout=0")
         return cls(path, key, writer, reader)
 
-    def hash(self, e164: str) -> bytes:
-        return keyed_hash(self._key, e164)
-
     async def lookup(self, e164: str) -> Matches:
-        number_hash = keyed_hash(self._key, e164)
+        number_hash = self.hash(e164)
         params = self._lookup_params(number_hash, e164)
         try:
             with translate(self.path):

@@ -1,0 +1,177 @@
+"""The SQLite store as a file on disk: creation, refusal of wrong files and keys, tamper evidence."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from callshield.errors import KeyFileError, StoreCorrupt, StoreUnavailable
+from callshield.keys import fingerprint
+from callshield.models import Scope, Source
+from callshield.store import sqlite_schema
+from callshield.store.base import NewEntry
+from callshield.store.sqlite import SqliteStore
+from testkit import T0
+
+N1 = "+8613800138000"
+
+
+def refusal(number: str = N1) -> NewEntry:
+    return NewEntry(number, Scope(), Source.CUSTOMER_OPTOUT, "pressed 9", T0 + timedelta(days=365))
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def make_store(path: Path, key: bytes, numbers: tuple[str, ...] = (N1,)) -> None:
+    store = await SqliteStore.open(path, key)
+    for number in numbers:
+        await store.add(refusal(number), "test", T0)
+    await store.close()
+
+
+async def test_a_new_store_is_wal_versioned_and_bound_to_its_key(tmp_path: Path, key: bytes) -> None:
+    path = tmp_path / "sub" / "shield.db"
+    await make_store(path, key)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    assert meta["schema_version"] == str(sqlite_schema.LATEST)
+    assert meta["key_fingerprint"] == fingerprint(key)
+
+
+async def test_another_key_is_refused_and_the_file_is_untouched(tmp_path: Path, key: bytes) -> None:
+    path = tmp_path / "shield.db"
+    await make_store(path, key)
+    before = digest(path)
+    with pytest.raises(KeyFileError, match="does not match"):
+        await SqliteStore.open(path, os.urandom(32))
+    assert digest(path) == before
+
+
+async def test_a_foreign_sqlite_database_is_refused_untouched(tmp_path: Path, key: bytes) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE customers (name TEXT)")
+    before = digest(path)
+    with pytest.raises(StoreCorrupt, match="not a callshield store"):
+        await SqliteStore.open(path, key)
+    assert digest(path) == before
+
+
+@pytest.mark.parametrize("content", [b"hello, this is a text file\n" * 100, os.urandom(8192)])
+async def test_a_file_that_is_not_a_database_is_refused_untouched(
+    tmp_path: Path, key: bytes, content: bytes
+) -> None:
+    path = tmp_path / "shield.db"
+    path.write_bytes(content)
+    with pytest.raises(StoreCorrupt, match="damaged or not a SQLite database"):
+        await SqliteStore.open(path, key)
+    assert path.read_bytes() == content
+
+
+async def test_a_store_from_a_newer_version_is_refused(tmp_path: Path, key: bytes) -> None:
+    path = tmp_path / "shield.db"
+    await make_store(path, key)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StoreCorrupt, match="newer than this callshield"):
+        await SqliteStore.open(path, key)
+
+
+async def test_a_missing_store_is_not_created_when_told_not_to(tmp_path: Path, key: bytes) -> None:
+    with pytest.raises(StoreUnavailable, match="does not exist"):
+        await SqliteStore.open(tmp_path / "absent.db", key, create=False)
+    assert not (tmp_path / "absent.db").exists()
+
+
+async def test_forward_migration_keeps_the_data(
+    tmp_path: Path, key: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "shield.db"
+    await make_store(path, key)
+    step = "CREATE TABLE later_feature (x INTEGER);"
+    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", (*sqlite_schema.MIGRATIONS, step))
+    monkeypatch.setattr("callshield.store.sqlite_tx.MIGRATIONS", (*sqlite_schema.MIGRATIONS, step))
+    monkeypatch.setattr("callshield.store.sqlite_tx.LATEST", sqlite_schema.LATEST + 1)
+    store = await SqliteStore.open(path, key)
+    assert len((await store.lookup(N1)).entries) == 1
+    await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            str(sqlite_schema.LATEST + 1),
+        )
+        db.execute("SELECT x FROM later_feature")
+
+
+@pytest.mark.parametrize(
+    "sql", ["UPDATE audit SET actor = 'mallory' WHERE seq = 1", "DELETE FROM audit WHERE seq = 1"]
+)
+async def test_the_audit_log_is_append_only(tmp_path: Path, key: bytes, sql: str) -> None:
+    path = tmp_path / "shield.db"
+    await make_store(path, key)
+    with sqlite3.connect(path) as db, pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute(sql)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "problem"),
+    [
+        (
+            "UPDATE audit SET detail = replace(detail, 'pressed 9', 'pressed 1') WHERE seq = 2",
+            "record 2 was edited",
+        ),
+        ("UPDATE audit SET actor = 'nobody' WHERE seq = 3", "record 3 was edited"),
+        ("DELETE FROM audit WHERE seq = 2", "record 2 is missing"),
+        (
+            "INSERT INTO audit SELECT 2, at, actor, action, masked, detail, prev_hash, hash FROM audit"
+            " WHERE seq = 3; DELETE FROM audit WHERE seq = 3",
+            "record 2 does not follow",
+        ),
+    ],
+)
+async def test_audit_verify_names_the_first_tampered_record(
+    tmp_path: Path, key: bytes, tamper: str, problem: str
+) -> None:
+    path = tmp_path / "shield.db"
+    await make_store(path, key, (N1, "+8613900139000", "+8613700137000", "+8613600136000"))
+    with sqlite3.connect(path, isolation_level=None) as db:
+        db.executescript("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;")
+        if tamper.startswith("INSERT"):
+            db.execute("DELETE FROM audit WHERE seq = 2")
+        db.executescript(tamper)
+    store = await SqliteStore.open(path, key)
+    report = await store.verify_audit()
+    await store.close()
+    assert not report.ok
+    assert problem in report.problem
+
+
+async def test_two_connections_writing_at_once_keep_one_valid_chain(tmp_path: Path, key: bytes) -> None:
+    path = tmp_path / "shield.db"
+    await make_store(path, key, ())
+    a, b = await SqliteStore.open(path, key), await SqliteStore.open(path, key)
+    numbers = [f"+86138{i:08d}" for i in range(40)]
+    await asyncio.gather(
+        *(a.add(refusal(n), "a", T0) for n in numbers), *(b.add(refusal(n), "b", T0) for n in numbers)
+    )
+    report = await a.verify_audit()
+    stats = await a.stats(T0)
+    await a.close()
+    await b.close()
+    assert report.ok
+    assert (stats.entries, stats.audit_records) == (40, 80)
+
+
+async def test_no_plaintext_number_reaches_the_file(tmp_path: Path, key: bytes) -> None:
+    path = tmp_path / "shield.db"
+    await make_store(path, key, (N1, "+12025550143"))
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    for digits in (b"8613800138000", b"13800138000", b"12025550143", b"2025550143"):
+        assert digits not in raw
