@@ -1,0 +1,127 @@
+"""callshield.agi.request: the header block, table-tested with every block of the capture."""
+
+from __future__ import annotations
+
+import agi_capture
+import pytest
+from callshield.agi.request import parse_header_line, parse_request
+from callshield.errors import PeerProtocolError
+
+
+@pytest.mark.parametrize("conn", agi_capture.connections())
+def test_captured_header_blocks(conn: int) -> None:
+    lines = agi_capture.header_lines(conn)
+    pairs = [parse_header_line(line) for line in lines]
+    raw = dict(line.split(": ", 1) for line in lines if line != "agi_accountcode: ")
+    request = parse_request(pairs)
+    assert request.script == "check"
+    assert request.query == ()
+    assert request.args == (raw["agi_arg_1"],)
+    assert request.accountcode == ""
+    assert request.extra == ()
+    for field_name in ("channel", "uniqueid", "language", "callerid", "calleridname", "extension"):
+        assert getattr(request, field_name) == raw[f"agi_{field_name}"]
+    for field_name in ("context", "priority", "dnid", "rdnis", "version", "threadid", "enhanced"):
+        assert getattr(request, field_name) == raw[f"agi_{field_name}"]
+    assert (request.channel_type, request.network, request.request) == (
+        raw["agi_type"],
+        "yes",
+        "agi://127.0.0.1:4573/check",
+    )
+
+
+def test_first_captured_header_block_in_full() -> None:
+    request = parse_request([parse_header_line(line) for line in agi_capture.header_lines(1)])
+    assert request.channel == "PJSIP/agent2-00000008"
+    assert request.uniqueid == "1795847965.34"
+    assert (request.callerid, request.calleridname) == ("agent2", "Agent")
+    assert (request.extension, request.dnid, request.rdnis) == ("5551234", "5551234", "unknown")
+    assert (request.context, request.priority, request.language) == ("agents-agi", "2", "en")
+    assert (request.callingpres, request.callingani2, request.callington, request.callingtns) == ("0",) * 4
+    assert (request.version, request.enhanced, request.threadid) == ("22.10.1", "0.0", "140712535230144")
+    assert request.network_script == "check"
+
+
+def test_request_repr_shows_no_number() -> None:
+    request = parse_request([parse_header_line(line) for line in agi_capture.header_lines(3)])
+    assert "5551234" not in repr(request)
+    assert "1795847972.38" in repr(request)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("agi_accountcode: ", ("agi_accountcode", "")),
+        ("agi_accountcode:", ("agi_accountcode", "")),
+        ("agi_calleridname: A: B", ("agi_calleridname", "A: B")),
+        ("agi_calleridname:  two leading", ("agi_calleridname", " two leading")),
+        ("agi_arg_12: x", ("agi_arg_12", "x")),
+    ],
+)
+def test_header_line_edges(line: str, expected: tuple[str, str]) -> None:
+    assert parse_header_line(line) == expected
+
+
+@pytest.mark.parametrize(
+    "line", ["agi_channel PJSIP/x", "Agi_channel: x", "channel: x", ": x", "agi_: x", "\ufffd\ufffd: x", ""]
+)
+def test_malformed_header_lines(line: str) -> None:
+    with pytest.raises(PeerProtocolError):
+        parse_header_line(line)
+
+
+def _request(*pairs: tuple[str, str]) -> list[tuple[str, str]]:
+    return [("agi_network", "yes"), *pairs]
+
+
+@pytest.mark.parametrize(
+    ("pairs", "script", "query"),
+    [
+        (
+            _request(
+                ("agi_network_script", "callshield/gate?x=y&z="), ("agi_request", "agi://h:4573/ignored")
+            ),
+            "callshield/gate",
+            (("x", "y"), ("z", "")),
+        ),
+        (_request(("agi_request", "agi://h:4573/callshield/gate?a=1")), "callshield/gate", (("a", "1"),)),
+        (_request(("agi_request", "agi://h:4573/")), "", ()),
+        (_request(("agi_request", "agi://h")), "", ()),
+        (_request(("agi_network_script", "/callshield/mark/"), ("agi_request", "x")), "callshield/mark", ()),
+    ],
+)
+def test_script_and_query(
+    pairs: list[tuple[str, str]], script: str, query: tuple[tuple[str, str], ...]
+) -> None:
+    request = parse_request(pairs)
+    assert (request.script, request.query) == (script, query)
+
+
+def test_args_in_order_and_unknown_headers_kept() -> None:
+    request = parse_request(
+        _request(
+            ("agi_request", "agi://h/callshield/gate"),
+            ("agi_arg_2", "company"),
+            ("agi_arg_1", "5551234"),
+            ("agi_arg_3", ""),
+            ("agi_future", "42"),
+        )
+    )
+    assert request.args == ("5551234", "company", "")
+    assert request.extra == (("agi_future", "42"),)
+    assert request.query_value("x") is None
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        _request(("agi_channel", "x")),
+        _request(("agi_request", "agi://h/x"), ("agi_request", "agi://h/y")),
+        _request(("agi_request", "agi://h/x"), ("agi_arg_2", "b")),
+        _request(("agi_request", "agi://[broken/x")),
+    ],
+    ids=["no request", "repeated", "arg gap", "bad url"],
+)
+def test_bad_header_blocks(pairs: list[tuple[str, str]]) -> None:
+    with pytest.raises(PeerProtocolError):
+        parse_request(pairs)
