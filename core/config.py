@@ -87,9 +87,9 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     config_path = path or Path(env.get("CALLSHIELD_CONFIG", str(DEFAULT_CONFIG)))
     data = _read_toml(config_path, required=explicit)
     _check_keys(data, config_path)
-    store = data.get("store", {})
+    store = {k: _string(v, f"{config_path}: store.{k}") for k, v in data.get("store", {}).items()}
     settings = Settings(
-        store=str(env.get("CALLSHIELD_STORE") or store.get("url") or store.get("path") or DEFAULT_STORE),
+        store=env.get("CALLSHIELD_STORE") or store.get("url") or store.get("path") or DEFAULT_STORE,
         key_file=Path(env.get("CALLSHIELD_KEY_FILE") or store.get("key_file") or DEFAULT_KEY_FILE),
         key_hex=env.get("CALLSHIELD_KEY") or None,
         numbers=_number_rules(data.get("numbers", {}), config_path),
@@ -146,6 +146,11 @@ def _periods(section: Mapping[str, Any], path: Path) -> ShieldPeriods:
         source_days = {Source(k): parse_days(v, f"{where}.source_days.{k}") for k, v in sources.items()}
     except ValueError:
         raise ConfigError(f"{where}.source_days: sources are {', '.join(Source)}") from None
+    for company in companies:
+        try:
+            Scope(company)
+        except InvalidInput as e:
+            raise ConfigError(f"{where}.company_days: {e}") from None
     return ShieldPeriods(
         default_days=parse_days(section.get("default_days", DEFAULT_DAYS), f"{where}.default_days"),
         source_days=source_days,
@@ -159,6 +164,12 @@ def parse_days(value: object, name: str) -> Days:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 36500:
         raise ConfigError(f'{name}: expected days (1-36500) or "permanent", got {value!r}')
+    return value
+
+
+def _string(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{name}: expected a non-empty string, got {value!r}")
     return value
 
 

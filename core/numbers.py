@@ -67,7 +67,10 @@ class Target:
 
     @property
     def masked(self) -> str:
-        return mask(self.e164) if self.e164 else self.digits
+        """Masked number; exempt short codes as they are (longer configured ones masked)."""
+        if self.e164:
+            return mask(self.e164)
+        return self.digits if len(self.digits) <= SHORT_CODE_MAX else mask(self.digits)
 
 
 def classify(raw: str, rules: NumberRules) -> Target:
@@ -76,10 +79,14 @@ def classify(raw: str, rules: NumberRules) -> Target:
     Raises :class:`NumberError` naming the problem (empty, letters, too short, too long, not a
     valid number for the region); the input appears masked in the message.
     """
-    text = _clean(raw)
+    dialled = _dialled(raw)
+    exempt = _exempt_code(dialled, rules)
+    if exempt is not None:
+        return Target(None, exempt=True, digits=exempt)
+    text = "+" + dialled[2:] if dialled.startswith("00") else dialled
     digits = text.lstrip("+")
-    if not text.startswith("+") and _is_exempt(digits, rules):
-        return Target(None, exempt=True, digits=digits)
+    if len(digits) < 3:
+        raise NumberError(f"{mask(raw)}: too short ({len(digits)} digits)")
     if _PLAIN_E164.fullmatch(text):
         fast = _fast_e164(text)
         if fast is not None:
@@ -89,7 +96,7 @@ def classify(raw: str, rules: NumberRules) -> Target:
             stripped = _parse_valid(digits[len(prefix) :], rules.default_region)
             if stripped is not None:
                 return Target(stripped)
-    e164 = _parse_valid(text, rules.default_region) if len(digits) <= MAX_DIGITS else None
+    e164 = _parse_valid(text, rules.default_region)
     if e164 is not None:
         return Target(e164)
     if len(digits) > MAX_DIGITS:
@@ -102,36 +109,46 @@ def normalize(raw: str, rules: NumberRules) -> str:
     """E.164 form of ``raw``; exempt short codes are refused (they cannot be shielded)."""
     target = classify(raw, rules)
     if target.e164 is None:
-        raise NumberError(f"{target.digits}: emergency/service short code, cannot be shielded")
+        raise NumberError(f"{target.masked}: emergency/service short code, cannot be shielded")
     return target.e164
 
 
 def normalize_prefix(raw: str) -> str:
     """A prefix rule as ``+`` and digits (``+861380013``): prefixes are ranges, not personal data."""
-    text = _clean(raw)
+    text = raw.strip().translate(_SEPARATORS)
     if text.startswith("00"):
         text = "+" + text[2:]
     if not text.startswith("+") or not text[1:].isdigit() or not 1 <= len(text) - 1 <= MAX_DIGITS:
-        raise NumberError(f"prefix {raw.strip()[:32]!r}: write it as + and 1-15 digits, e.g. +861380013")
+        raise NumberError(f"prefix {mask(raw[:MAX_INPUT])}: write it as + and 1-15 digits, e.g. +861380013")
     return text
 
 
-def _clean(raw: str) -> str:
+def _dialled(raw: str) -> str:
+    """The input without separators: ``+`` and digits only, or a clear error."""
     if len(raw) > MAX_INPUT:
         raise NumberError(f"{mask(raw[:MAX_INPUT])}...: input too long ({len(raw)} characters)")
     text = raw.strip().translate(_SEPARATORS)
     if not text:
         raise NumberError("empty number")
-    if text.startswith("00") and text[2:].isdigit():
-        text = "+" + text[2:]
     if not _DIALLABLE.fullmatch(text):
         raise NumberError(f"{mask(raw)}: contains characters that are not digits")
     digits = len(text.lstrip("+"))
     if digits > MAX_DIGITS + MAX_STRIP:
         raise NumberError(f"{mask(raw)}: too long ({digits} digits, E.164 allows {MAX_DIGITS})")
-    if digits < 3:
-        raise NumberError(f"{mask(raw)}: too short ({digits} digits)")
     return text
+
+
+def _exempt_code(dialled: str, rules: NumberRules) -> str | None:
+    """The exempt short code dialled, as it is or behind a dial-out prefix, or None."""
+    if dialled.startswith("+"):
+        return None
+    if _is_exempt(dialled, rules):
+        return dialled
+    for prefix in rules.strip_prefixes:
+        rest = dialled[len(prefix) :]
+        if dialled.startswith(prefix) and rest and _is_exempt(rest, rules):
+            return rest
+    return None
 
 
 def _is_exempt(digits: str, rules: NumberRules) -> bool:
@@ -170,4 +187,5 @@ def _parse_valid(text: str, region: str) -> str | None:
         return None
     if not phonenumbers.is_valid_number(number):
         return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164 if len(e164) - 1 <= MAX_DIGITS else None

@@ -109,9 +109,13 @@ def _binding_prefix(call: CallContext, rules: tuple[PrefixRule, ...], now: datet
             continue
         if not rule.scope.covers(call.company, call.campaign):
             continue
-        if best is None or (len(rule.prefix), rule.action is Action.ALLOW) > (
-            len(best.prefix),
-            best.action is Action.ALLOW,
-        ):
+        if best is None or _rank(rule) > _rank(best):
             best = rule
     return best
+
+
+def _rank(rule: PrefixRule) -> tuple[int, bool, float]:
+    """Longest prefix first; allow beats block at equal length; then the latest expiry, so the
+    reported ``until`` does not depend on the order the store returned the rules in."""
+    expiry = float("inf") if rule.expires_at is None else rule.expires_at.timestamp()
+    return len(rule.prefix), rule.action is Action.ALLOW, expiry

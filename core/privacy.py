@@ -31,8 +31,9 @@ def mask(number: str) -> str:
     '+1555****1234'
 
     Works on any text, valid number or not (so error messages can quote bad input): only digits
-    are kept, at most 3 after the country code and the last 4, and always at least as many hidden
-    as shown. The fixed ``****`` hides the length as well.
+    are kept, at most 3 after the country code and at most the last 4; shorter numbers show
+    fewer (never more than half of the digits after the country code, less one). The fixed
+    ``****`` hides the length as well.
     """
     text = number.strip()
     digits = "".join(c for c in text if c.isdigit())

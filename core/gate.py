@@ -1,0 +1,86 @@
+"""The gate's one procedure, shared by the ARI and FastAGI adapters: resolve, look up, decide.
+
+Whatever goes wrong on the way (an unparseable number, a store error, a look-up slower than the
+configured deadline, a bug) becomes a BLOCK with reason ``error``: a call is never let through
+because of an error. The adapters only translate their wire format into :meth:`Gate.check` and
+act on the :class:`Verdict`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from callshield.errors import CallShieldError, NumberError
+from callshield.models import NO_MATCHES
+from callshield.numbers import NumberRules, classify
+from callshield.policy import CallContext, Decision, blocked_by_error, decide
+from callshield.privacy import mask
+from callshield.store.base import ShieldStore
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A decision about one call, with the number in the only form that may be shown."""
+
+    decision: Decision
+    masked: str
+    e164: str | None
+    """Kept for the adapter's own follow-up (the guard's 'gate allowed this' record); never logged."""
+
+
+class Gate:
+    """Decides calls against one store. Cheap: one inline look-up, no audit write unless asked."""
+
+    def __init__(
+        self,
+        store: ShieldStore,
+        rules: NumberRules,
+        *,
+        timeout: float = 1.0,
+        audit_decisions: bool = False,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._store = store
+        self._rules = rules
+        self._timeout = timeout
+        self._audit = audit_decisions
+        self._clock = clock
+        self.counts: Counter[str] = Counter()
+        """Decisions by ``ACTION/reason``, for the service's periodic summary."""
+
+    async def check(self, raw: str, company: str | None = None, campaign: str | None = None) -> Verdict:
+        """Decide a call to ``raw`` (digits as dialled) made for ``company``/``campaign``."""
+        try:
+            verdict = await asyncio.wait_for(self._check(raw, company, campaign), self._timeout)
+        except TimeoutError:
+            verdict = Verdict(blocked_by_error("store look-up timed out"), mask(raw), None)
+        except NumberError as e:
+            verdict = Verdict(blocked_by_error(f"number: {e}"), mask(raw), None)
+        except CallShieldError as e:
+            verdict = Verdict(blocked_by_error(f"{type(e).__name__}: {e}"), mask(raw), None)
+        except Exception:
+            log.exception("gate failed on %s; blocking", mask(raw))
+            verdict = Verdict(blocked_by_error("internal error"), mask(raw), None)
+        self.counts[f"{verdict.decision.action}/{verdict.decision.reason}"] += 1
+        return verdict
+
+    async def _check(self, raw: str, company: str | None, campaign: str | None) -> Verdict:
+        target = classify(raw, self._rules)
+        matches = await self._store.lookup(target.e164) if target.e164 else NO_MATCHES
+        now = self._clock()
+        decision = decide(CallContext(target.e164, target.exempt, company, campaign), matches, now)
+        if self._audit:
+            detail = {"verdict": str(decision.action), "reason": decision.reason, "company": company or ""}
+            await self._store.audit("gate", "gate-decision", target.masked, detail, now)
+        return Verdict(decision, target.masked, target.e164)
