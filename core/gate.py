@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from callshield.errors import CallShieldError, NumberError
 from callshield.models import NO_MATCHES
 from callshield.numbers import NumberRules, classify
-from callshield.policy import CallContext, Decision, blocked_by_error, decide
+from callshield.policy import CallContext, Decision, Reason, blocked_by_error, decide
 from callshield.privacy import mask
 from callshield.store.base import ShieldStore
 
@@ -37,6 +37,23 @@ class Verdict:
     masked: str
     e164: str | None
     """Kept for the adapter's own follow-up (the guard's 'gate allowed this' record); never logged."""
+
+    @property
+    def until(self) -> str:
+        """``SHIELD_UNTIL``: the block's end in ISO 8601 UTC, ``permanent``, or empty if allowed."""
+        if self.decision.allowed:
+            return ""
+        if self.decision.until is None:
+            return "" if self.decision.reason == Reason.ERROR else "permanent"
+        return self.decision.until.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def variables(self) -> dict[str, str]:
+        """The channel variables the gate sets: ``SHIELD_RESULT``, ``SHIELD_REASON``, ``SHIELD_UNTIL``."""
+        return {
+            "SHIELD_RESULT": str(self.decision.action),
+            "SHIELD_REASON": self.decision.reason,
+            "SHIELD_UNTIL": self.until,
+        }
 
 
 class Gate:

@@ -1,0 +1,45 @@
+"""FastAGI scripts of callshield: ``callshield/gate`` (the dial-time check).
+
+    AGI(agi://HOST:4573/callshield/gate,${NUMBER}[,company[,campaign]])
+
+sets ``SHIELD_RESULT`` (ALLOW|BLOCK), ``SHIELD_REASON`` and ``SHIELD_UNTIL`` with the same
+:class:`~callshield.gate.Gate` the ARI application uses, then returns: the server closes the socket
+at once and Asterisk continues the dialplan. The shipped ``callshield-gate-agi`` context treats
+anything but ``AGISTATUS=SUCCESS`` and ``SHIELD_RESULT=ALLOW`` as blocked.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from callshield.agi.server import Handler
+from callshield.agi.session import AgiSession
+from callshield.gate import Gate
+
+log = logging.getLogger(__name__)
+
+GATE_SCRIPT = "callshield/gate"
+
+
+def call_arguments(args: tuple[str, ...]) -> tuple[str, str | None, str | None]:
+    """``(number, company, campaign)`` from the script's arguments; empty ones are None."""
+    padded = (*args, "", "", "")
+    return padded[0], padded[1] or None, padded[2] or None
+
+
+def gate_handler(gate: Gate) -> Handler:
+    async def gate_script(session: AgiSession) -> None:
+        number, company, campaign = call_arguments(session.request.args)
+        verdict = await gate.check(number, company, campaign)
+        for name, value in verdict.variables().items():
+            await session.set_variable(name, value)
+        log.info(
+            "agi gate %s %s %s (%s) uniqueid=%s",
+            verdict.masked,
+            verdict.decision.action,
+            verdict.decision.reason,
+            verdict.decision.rule,
+            session.request.uniqueid,
+        )
+
+    return gate_script
