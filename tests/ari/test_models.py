@@ -1,0 +1,72 @@
+"""ari/models.py against REST answers a real Asterisk 22 gave (``captures/``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from ari_captures import rest_responses
+from callshield.ari.jsonfields import as_object
+from callshield.ari.models import (
+    parse_application,
+    parse_ari_time,
+    parse_channel,
+    parse_playback,
+)
+from callshield.errors import PeerProtocolError
+
+
+def test_channel_from_get_channel() -> None:
+    (answer,) = rest_responses("local_flow_t8_peer.jsonl", "GET", "/channels/1795847919.19")
+    channel = parse_channel(as_object(answer, "Channel"))
+    assert channel.id == "1795847919.19"
+    assert channel.name == "Local/5556666@agents-local-00000009;2"
+    assert channel.caller.number == "1001" and channel.connected.name == "Agent One"
+    assert (channel.dialplan.context, channel.dialplan.priority) == ("agents-local", 2)
+    assert channel.dialplan.app_data == "shield,5556666"
+    assert "5556666" not in repr(channel)
+
+
+def test_channels_from_list() -> None:
+    (answer,) = rest_responses("local_flow_t7.jsonl", "GET", "/channels")
+    assert isinstance(answer, list)
+    channels = [parse_channel(as_object(item, "Channel")) for item in answer]
+    assert {c.id for c in channels} >= {"1795847916.14", "1795847916.15"}
+
+
+def test_application_with_a_parked_channel() -> None:
+    (answer,) = rest_responses("local_flow_t8_reconnect.jsonl", "GET", "/applications/shield")
+    application = parse_application(as_object(answer, "Application"))
+    assert application.name == "shield"
+    assert application.channel_ids == ("1795847919.19",)
+    assert application.events_allowed == () and application.events_disallowed == ()
+
+
+def test_application_event_filters_are_type_names() -> None:
+    answer = {
+        "name": "guard",
+        "channel_ids": [],
+        "bridge_ids": [],
+        "endpoint_ids": [],
+        "device_names": [],
+        "events_allowed": [{"type": "Dial"}, {"type": "ChannelDtmfReceived"}],
+        "events_disallowed": [],
+    }
+    assert parse_application(answer).events_allowed == ("Dial", "ChannelDtmfReceived")
+    with pytest.raises(PeerProtocolError, match="events_allowed must be a list of objects"):
+        parse_application({**answer, "events_allowed": ["Dial"]})
+
+
+def test_playback() -> None:
+    (answer,) = rest_responses("pjsip_flow.jsonl", "POST", "/channels/1795847947.30/play")
+    playback = parse_playback(as_object(answer, "Playback"))
+    assert (playback.media_uri, playback.state, playback.language) == ("sound:beep", "queued", "en")
+    assert playback.target_uri == "channel:1795847947.30"
+
+
+def test_ari_time() -> None:
+    assert parse_ari_time("2026-11-28T06:38:51.793+0000") == datetime(
+        2026, 11, 28, 6, 38, 51, 793000, tzinfo=UTC
+    )
+    with pytest.raises(PeerProtocolError):
+        parse_ari_time("yesterday")
