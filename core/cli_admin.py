@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import click
+from callshield import service
 from callshield.cli_support import (
     EXIT_BLOCKED,
     App,
@@ -26,6 +28,7 @@ from callshield.importer import CHUNK_LINES, FORMATS, ImportRequest, import_file
 from callshield.keys import generate_key_file
 from callshield.models import Action, PrefixRule, Source
 from callshield.numbers import normalize, normalize_prefix
+from callshield.service_config import service_settings
 from callshield.transfer import write_export
 
 pass_app = click.make_pass_decorator(App)
@@ -277,7 +280,25 @@ async def prefix_list(app: App) -> None:
             click.echo(f"{r.action:<5} {r.prefix:<16} {r.scope!s:<28} {when(r.expires_at):<20} {r.reason}")
 
 
+@click.command()
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    default="INFO",
+    show_default=True,
+)
+@pass_app
+@runs_async
+async def serve(app: App, log_level: str) -> None:
+    """Run the service: the ARI gate for each [[ari.server]], the FastAGI gate, scheduled purges.
+
+    Runs until SIGTERM/SIGINT, then finishes the decisions in flight and exits 0.
+    """
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    await service.serve(app.settings, service_settings(app.settings))
+
+
 def register(group: click.Group) -> None:
-    commands: list[Any] = [init, import_, export, purge, stats, audit, prefix]
+    commands: list[Any] = [init, import_, export, purge, stats, audit, prefix, serve]
     for command in commands:
         group.add_command(command)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -24,7 +24,7 @@ UNTIL = (NOW + timedelta(days=365)).replace(microsecond=0)
 
 
 @pytest.fixture(autouse=True)
-def no_test_numbers_in_logs(caplog: pytest.LogCaptureFixture) -> None:
+def no_test_numbers_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     yield
     assert SHIELDED not in caplog.text
     assert CLEAN not in caplog.text

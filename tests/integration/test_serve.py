@@ -1,0 +1,145 @@
+"""``callshield serve`` as a PBX engineer runs it: a real process, a fake Asterisk on loopback
+(ARI and FastAGI), a real SQLite store; and ARI and FastAGI agreeing on every verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from callshield.agi import AgiServer
+from callshield.agi.gate import GATE_SCRIPT, gate_handler
+from callshield.ari.app import StasisApp
+from callshield.ari.client import AriClient, AriConfig
+from callshield.gate import Gate
+from callshield.models import Action, PrefixRule, Scope, Source
+from callshield.numbers import NumberRules
+from callshield.store.base import NewEntry, ShieldStore
+from fake_agi_channel import FakeCall
+from fake_ari import FakeAri, FakeChannel
+from fake_asterisk import FakeAsterisk
+
+NOW = datetime.now(UTC)
+RULES = NumberRules(strip_prefixes=("9",))
+NUMBERS = [
+    "13800138000",
+    "913800138000",
+    "13900139000",
+    "13800139999",
+    "13800130001",
+    "110",
+    "",
+    "12ab",
+    "1234",
+]
+
+
+async def seed(store: ShieldStore) -> None:
+    until = NOW + timedelta(days=365)
+    await store.add(NewEntry("+8613800138000", Scope(), Source.CUSTOMER_OPTOUT, "no", until), "t", NOW)
+    for prefix, action in (("+861380013", Action.BLOCK), ("+8613800139999", Action.ALLOW)):
+        await store.add_prefix(PrefixRule(prefix, action, Scope(), "range", NOW), "t")
+
+
+def label_verdict(channel: FakeChannel) -> tuple[str, str]:
+    assert channel.continued is not None and channel.continued.label is not None
+    action, _, reason = channel.continued.label.partition("-")
+    return action.upper(), reason
+
+
+async def until_decided(channel: FakeChannel) -> FakeChannel:
+    async with asyncio.timeout(10):
+        while channel.continued is None and channel.hangup_cause is None:
+            await asyncio.sleep(0.005)
+    return channel
+
+
+async def test_ari_and_fastagi_give_the_same_verdict_for_every_number(store: ShieldStore) -> None:
+    await seed(store)
+    gate = Gate(store, RULES)
+    async with FakeAri() as fake, AgiServer({GATE_SCRIPT: gate_handler(gate)}, "127.0.0.1", 0) as agi:
+        client = AriClient(AriConfig(fake.url, fake.username, fake.password, app="callshield"))
+        app = StasisApp("pbx", client, gate)
+        task = asyncio.create_task(app.run())
+        await asyncio.wait_for(app.connected.wait(), 5)
+        try:
+            for number in NUMBERS:
+                channel = await until_decided(await fake.stasis_start("callshield", args=["gate", number]))
+                via_agi = (await FakeAsterisk(agi.port, FakeCall(args=(number,))).run()).variables
+                assert label_verdict(channel) == (via_agi["SHIELD_RESULT"], via_agi["SHIELD_REASON"]), number
+        finally:
+            await app.stop()
+            await task
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeAri]:
+    async with FakeAri() as running:
+        yield running
+
+
+async def start_service(tmp_path: Path, fake: FakeAri, agi_port: int) -> asyncio.subprocess.Process:
+    config = tmp_path / "callshield.toml"
+    config.write_text(
+        f'[store]\npath = "{tmp_path}/shield.db"\nkey_file = "{tmp_path}/shield.key"\n'
+        '[numbers]\nstrip_prefixes = ["9"]\n'
+        f'[agi]\nlisten = "127.0.0.1:{agi_port}"\n'
+        f'[[ari.server]]\nname = "pbx1"\nurl = "{fake.url.removesuffix("/ari")}"\n'
+        f'username = "{fake.username}"\npassword_file = "{tmp_path}/ari.secret"\n'
+    )
+    (tmp_path / "ari.secret").write_text(fake.password + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSHIELD_")} | {
+        "CALLSHIELD_CONFIG": str(config)
+    }
+    cli = [sys.executable, "-m", "callshield"]
+    init = await asyncio.create_subprocess_exec(*cli, "init", env=env, stdout=asyncio.subprocess.DEVNULL)
+    assert await init.wait() == 0
+    add = await asyncio.create_subprocess_exec(
+        *cli, "add", "13800138000", env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    assert await add.wait() == 0
+    return await asyncio.create_subprocess_exec(*cli, "serve", env=env, stderr=asyncio.subprocess.PIPE)
+
+
+async def test_serve_gates_over_ari_and_fastagi_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, fake: FakeAri
+) -> None:
+    agi_port = free_port()
+    proc = await start_service(tmp_path, fake, agi_port)
+    try:
+        await fake.wait_connected("callshield", within=15)
+        blocked = await until_decided(await fake.stasis_start("callshield", args=["gate", "913800138000"]))
+        allowed = await until_decided(
+            await fake.stasis_start("callshield", args=["gate", "13900139000", "acme"])
+        )
+        assert label_verdict(blocked) == ("BLOCK", "shielded")
+        assert label_verdict(allowed) == ("ALLOW", "clean")
+        via_agi = (await FakeAsterisk(agi_port, FakeCall(args=("13800138000",))).run()).variables
+        assert via_agi["SHIELD_RESULT"] == "BLOCK"
+        await fake.drop_websockets("callshield")
+        await fake.wait_connected("callshield", within=5)
+        again = await until_decided(await fake.stasis_start("callshield", args=["gate", "13800138000"]))
+        assert label_verdict(again) == ("BLOCK", "shielded")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.stderr is not None
+        log = (await asyncio.wait_for(proc.stderr.read(), 15)).decode()
+        status = await proc.wait()
+    assert status == 0, log
+    assert "stopped; decisions:" in log
+    assert "connection lost" in log
+    for digits in ("13800138000", "13900139000"):
+        assert digits not in log
+    assert fake.password not in log
