@@ -17,12 +17,16 @@ import random
 from collections.abc import Coroutine
 from typing import Any
 
+from callshield.ari.capture import TONE_ARG, KeypadCapture
 from callshield.ari.client import AriClient
-from callshield.ari.events import StasisStart
+from callshield.ari.events import Event, StasisStart
 from callshield.ari.gate import VerdictActor, dialplan_label, stasis_args
+from callshield.ari.models import Channel
+from callshield.ari.optout import OptOut
 from callshield.ari.websocket import EventStream
-from callshield.errors import AriRequestError, PeerError, PeerUnavailable
+from callshield.errors import AriRequestError, InvalidInput, PeerError, PeerUnavailable
 from callshield.gate import Gate, Verdict
+from callshield.models import Scope
 from callshield.policy import blocked_by_error
 from callshield.privacy import mask
 
@@ -63,6 +67,8 @@ class StasisApp:
         app: str = "callshield",
         hangup_blocked: bool = False,
         backoff: Backoff | None = None,
+        capture: KeypadCapture | None = None,
+        optout: OptOut | None = None,
     ) -> None:
         self.name = name
         self.app = app
@@ -70,6 +76,10 @@ class StasisApp:
         self._gate = gate
         self._actor = VerdictActor(client, hangup_blocked=hangup_blocked)
         self._backoff = backoff or Backoff()
+        self._capture = capture
+        self._optout = optout
+        self._sessions: dict[str, asyncio.Queue[Event]] = {}
+        """Events of channels in an opt-out offer, by channel id."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight: set[str] = set()
         self._stopping = asyncio.Event()
@@ -90,8 +100,7 @@ class StasisApp:
                     healthy = True
                     self._spawn(self._recover())
                     async for event in stream:
-                        if isinstance(event, StasisStart):
-                            self._spawn(self._on_stasis_start(event.channel.id, list(event.args)))
+                        self._dispatch(event)
             except (PeerUnavailable, AriRequestError) as e:
                 if healthy:
                     log.warning("ARI %s: connection lost or refused (%s); reconnecting", self.name, e)
@@ -110,6 +119,18 @@ class StasisApp:
             for task in pending:
                 task.cancel()
         await self._client.close()
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, StasisStart):
+            self._spawn(self._on_stasis_start(event.channel, list(event.args)))
+            return
+        channel = getattr(event, "channel", None)
+        if isinstance(channel, Channel) and channel.id in self._sessions:
+            self._sessions[channel.id].put_nowait(event)
+        if self._capture is not None:
+            work = self._capture.on_event(event)
+            if work is not None:
+                self._spawn(work)
 
     def _on_connected(self, healthy: bool) -> None:
         self._backoff.reset()
@@ -133,7 +154,7 @@ class StasisApp:
             log.error("ARI %s: cannot list parked channels (%s)", self.name, e)
             return
         for channel_id in parked:
-            if channel_id not in self._inflight:
+            if channel_id not in self._inflight and channel_id not in self._sessions:
                 self._spawn(self._recover_channel(channel_id))
 
     async def _recover_channel(self, channel_id: str) -> None:
@@ -145,24 +166,49 @@ class StasisApp:
             return
         args = stasis_args(channel.dialplan.app_data if channel.dialplan else "", self.app)
         log.info("ARI %s: channel %s was parked while disconnected; deciding it now", self.name, channel_id)
-        await self._on_stasis_start(channel_id, args or [])
+        await self._on_stasis_start(channel, args or [])
 
-    async def _on_stasis_start(self, channel_id: str, args: list[str]) -> None:
-        if channel_id in self._inflight:
-            return
-        self._inflight.add(channel_id)
+    async def _on_stasis_start(self, channel: Channel, args: list[str]) -> None:
+        kind = args[0] if args else ""
+        if kind == "optout" and self._optout is not None:
+            await self._offer_optout(channel, args[1:])
+        elif kind == TONE_ARG and self._capture is not None:
+            await self._capture.play_tone(channel.id)
+        elif channel.id not in self._inflight:
+            self._inflight.add(channel.id)
+            try:
+                await self._gate_call(channel, args)
+            finally:
+                self._inflight.discard(channel.id)
+
+    async def _gate_call(self, channel: Channel, args: list[str]) -> None:
+        verdict = await self._decide(args)
+        delivered = await self._deliver(channel.id, verdict)
+        if delivered and verdict.decision.allowed and verdict.e164 and self._capture is not None:
+            try:
+                await self._capture.watch(channel, verdict.e164, _scope(args))
+            except PeerError as e:
+                log.error("ARI %s: cannot listen for the agent code on %s (%s)", self.name, channel.id, e)
+
+    async def _offer_optout(self, channel: Channel, args: list[str]) -> None:
+        assert self._optout is not None
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._sessions[channel.id] = queue
         try:
-            verdict = await self._decide(args)
-            await self._deliver(channel_id, verdict)
+            await self._optout.run(channel, args, queue)
+        except PeerError as e:
+            log.error("ARI %s: opt-out offer on %s failed (%s)", self.name, channel.id, e)
         finally:
-            self._inflight.discard(channel_id)
+            self._sessions.pop(channel.id, None)
 
-    async def _deliver(self, channel_id: str, verdict: Verdict) -> None:
+    async def _deliver(self, channel_id: str, verdict: Verdict) -> bool:
+        """Apply the verdict (with retries); True if the channel got it."""
         for attempt in range(1, DELIVERY_ATTEMPTS + 1):
             try:
                 if await self._actor.apply(channel_id, verdict):
                     self._log(channel_id, verdict)
-                return
+                    return True
+                return False
             except PeerError as e:
                 if attempt == DELIVERY_ATTEMPTS:
                     log.error(
@@ -172,8 +218,9 @@ class StasisApp:
                         channel_id,
                         e,
                     )
-                    return
+                    return False
                 await asyncio.sleep(RETRY_DELAY * attempt)
+        return False
 
     async def _decide(self, args: list[str]) -> Verdict:
         kind, rest = (args[0], args[1:]) if args else ("", [])
@@ -198,3 +245,12 @@ class StasisApp:
             channel_id,
             dialplan_label(verdict),
         )
+
+
+def _scope(args: list[str]) -> Scope:
+    """The scope a gated call's refusal binds: its company and campaign arguments, if valid."""
+    padded = [*args[2:], "", ""]
+    try:
+        return Scope(padded[0] or None, padded[1] or None if padded[0] else None)
+    except InvalidInput:
+        return Scope()

@@ -240,6 +240,23 @@ class AriClient:
         data = await self._json("POST", f"/channels/{segment(channel_id)}/play", params)
         return parse_playback(as_object(data, "Playback"))
 
+    async def snoop(
+        self,
+        channel_id: str,
+        *,
+        app: str | None = None,
+        whisper: Literal["none", "both", "out", "in"] = "out",
+        spy: Literal["none", "both", "out", "in"] = "none",
+        app_args: Sequence[str] = (),
+    ) -> Channel:
+        """``POST /channels/{id}/snoop``: a Snoop channel in Stasis (``app``, ``app_args``) whose
+        playbacks are whispered to ``channel_id``: how the app talks to a channel in a Dial bridge."""
+        params = {"app": app or self.config.app, "whisper": whisper, "spy": spy}
+        if app_args:
+            params["appArgs"] = ",".join(app_args)
+        data = await self._json("POST", f"/channels/{segment(channel_id)}/snoop", params)
+        return parse_channel(as_object(data, "Channel"))
+
     # -- applications -------------------------------------------------------------------------
 
     async def get_application(self, app: str | None = None) -> Application:

@@ -25,7 +25,7 @@ from fake_ari_world import (
 
 _CHANNEL_FIELDS = frozenset(FakeChannel.__dataclass_fields__) - {
     "variables", "stasis_app", "stasis_args", "stasis_status", "continued",
-    "hangup_cause", "destroyed", "subscribers", "bridge_id", "dialed_by", "dialstring",
+    "hangup_cause", "destroyed", "subscribers", "bridge_id", "dialed_by", "dialstring", "snooping",
 }  # fmt: skip
 SOFT_HANGUP_EXPLICIT = 32
 """``cause`` of the ChannelHangupRequest an ARI DELETE produces (a soft-hangup flag, ``soft``)."""

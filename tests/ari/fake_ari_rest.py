@@ -173,6 +173,21 @@ async def _play(call: Call, channel: FakeChannel, playback: dict[str, object]) -
         await call.world.emit(event_type, body, channels=[channel])
 
 
+async def channels_snoop(call: Call) -> Reply:
+    """``POST /channels/{id}/snoop``: a ``Snoop/...`` channel that enters ``Stasis(app, appArgs)``;
+    with ``whisper`` its media (a playback) is heard on the spied channel."""
+    target = call.world.live_channel(call.path_vars["channelId"])
+    if target is None:
+        return error(404, "Channel not found")
+    snoop = await call.pbx.create_channel(
+        {"name": f"Snoop/{target.id}-{len(call.world.channels):08x}", "state": "Up", "context": "default"}
+    )
+    snoop.snooping = (target.id, call.params.get("spy", "none"), call.params.get("whisper", "none"))
+    args = [a for a in call.params.get("appArgs", "").split(",") if a]
+    call.pbx.spawn(call.pbx.stasis_start(call.params["app"], args, snoop))
+    return 200, snoop.snapshot()
+
+
 async def channels_get_var(call: Call) -> Reply:
     channel = call.world.live_channel(call.path_vars["channelId"])
     if channel is None:
@@ -238,6 +253,7 @@ CHANNEL_HANDLERS: dict[tuple[str, str], Handler] = {
     ("channels", "continueInDialplan"): channels_continue,
     ("channels", "answer"): channels_answer,
     ("channels", "play"): channels_play,
+    ("channels", "snoopChannel"): channels_snoop,
     ("channels", "getChannelVar"): channels_get_var,
     ("channels", "setChannelVar"): channels_set_var,
     ("channels", "setChannelVars"): channels_set_vars,

@@ -95,6 +95,8 @@ class FakeChannel:
     dialed_by: str | None = None
     """For a Dial peer: the calling channel's id ('' for an origination without caller)."""
     dialstring: str | None = None
+    snooping: tuple[str, str, str] | None = None
+    """For a Snoop channel: (spied channel id, spy, whisper)."""
 
     def snapshot(self) -> dict[str, object]:
         """The ``Channel`` JSON, keys in Asterisk's order."""

@@ -39,9 +39,13 @@ def client_for(fake: FakeAri) -> AriClient:
 
 
 @asynccontextmanager
-async def running(fake: FakeAri, store: ShieldStore, **options: bool) -> AsyncIterator[StasisApp]:
+async def running(
+    fake: FakeAri, store: ShieldStore, *, hangup_blocked: bool = False
+) -> AsyncIterator[StasisApp]:
     gate = Gate(store, NumberRules(strip_prefixes=("9",)))
-    app = StasisApp("pbx1", client_for(fake), gate, app=APP, backoff=Backoff(0.05, 0.2), **options)
+    app = StasisApp(
+        "pbx1", client_for(fake), gate, app=APP, backoff=Backoff(0.05, 0.2), hangup_blocked=hangup_blocked
+    )
     task = asyncio.create_task(app.run())
     await asyncio.wait_for(app.connected.wait(), 5)
     try:
