@@ -49,7 +49,20 @@ USAGE = {
         "Returns the digits received from the channel at the other end.",
     ],
 }
-SOUNDS = frozenset({"beep", "optout-prompt", "optout-confirm", "goodbye"})
+SOUNDS = frozenset(
+    {
+        "beep",
+        "beeperr",
+        "optout-prompt",
+        "optout-confirm",
+        "goodbye",
+        "vm-press",
+        "digits/9",
+        "auth-thankyou",
+        "vm-goodbye",
+    }
+)
+"""Sound files the fake PBX has (Asterisk core sounds used by callshield's defaults among them)."""
 APPS = frozenset({"noop", "playback", "wait", "set"})
 
 Reply = list[str] | None
@@ -178,6 +191,8 @@ class FakeChannel:
         self.keypresses: deque[str] = deque(keypresses)
         self.dead = False
         self.hangup_requested = False
+        self.peer_hung_up: str | None = None
+        """The other channel ``HANGUP <name>`` ended (only the bridged peer is known here)."""
         self.answered = False
         self.played: list[str] = []
         self.executed: list[tuple[str, str]] = []
@@ -264,7 +279,10 @@ class FakeChannel:
         if len(args) > 1:
             return None
         if args and args[0] != self.call.channel:
-            return ["200 result=-1"]
+            if args[0] != self.variables.get("BRIDGEPEER"):
+                return ["200 result=-1"]  # no such channel
+            self.peer_hung_up = args[0]
+            return ["200 result=1"]
         self.hangup_requested = True
         return ["200 result=1"]
 
