@@ -16,31 +16,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from callshield.ari.capture import CUSTOMER_HANGUP_CAUSE, RefusalSink
 from callshield.ari.client import AriClient
 from callshield.ari.events import ChannelDtmfReceived, ChannelHangupRequest, Event, StasisEnd
 from callshield.ari.models import Channel
+from callshield.capture_config import OptOutSettings
 from callshield.errors import AriRequestError, CallShieldError, PeerError
 from callshield.models import Scope, Source
 from callshield.numbers import NumberRules, normalize
 from callshield.privacy import mask
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class OptOutSettings:
-    prompt: tuple[str, ...] = ("sound:vm-press", "sound:digits/9")
-    """Played at once: "press nine" (Asterisk core sounds); record your own wording."""
-    confirmation: tuple[str, ...] = ("sound:auth-thankyou", "sound:vm-goodbye")
-    digit: str = "9"
-    timeout: float = 8.0
-    """Seconds from the prompt's start to wait for the digit."""
-    confirmation_seconds: float = 2.0
-    """How long the confirmation is given before the call is ended."""
 
 
 class OptOut:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 from callshield.agi import AgiServer
 from callshield.agi.capture import MARK_SCRIPT, OPTOUT_SCRIPT, mark_handler, optout_handler
-from callshield.ari.optout import OptOutSettings
+from callshield.capture_config import OptOutSettings
 from callshield.models import Scope, Source
 from callshield.numbers import NumberRules
 from callshield.store.base import NewEntry, ShieldStore

@@ -12,7 +12,8 @@ import pytest
 from callshield.ari.app import Backoff, StasisApp
 from callshield.ari.capture import KeypadCapture
 from callshield.ari.client import AriClient, AriConfig
-from callshield.ari.optout import OptOut, OptOutSettings
+from callshield.ari.optout import OptOut
+from callshield.capture_config import OptOutSettings
 from callshield.gate import Gate
 from callshield.keypad import KeypadCode
 from callshield.models import Scope, Source
