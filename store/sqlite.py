@@ -2,7 +2,9 @@
 
 Writes go through one aiosqlite connection (its own thread), each change in a ``BEGIN IMMEDIATE``
 transaction together with its audit record, ``synchronous=FULL`` so that a committed refusal
-survives a power cut.
+survives a power cut. A caller that is cancelled (a timeout) does not cancel its write: the
+transaction finishes (commit or rollback) in the background, so the connection is never left
+inside a half-done transaction.
 
 The gate's :meth:`SqliteStore.lookup` is the one exception to the thread: it is two index point
 look-ups (6-9 us) on a read-only connection, run inline on the event loop, because every aiosqlite
@@ -12,6 +14,7 @@ answers BUSY (WAL recovery after a crash), the look-up falls back to the aiosqli
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -93,13 +96,13 @@ class SqliteStore(ShieldStore):
         return (number_hash, *candidates[:15])
 
     async def add(self, entry: NewEntry, actor: str, now: datetime) -> AddResult:
-        return await self._w.add(entry, self.hash(entry.e164), actor, now)
+        return await asyncio.shield(self._w.add(entry, self.hash(entry.e164), actor, now))
 
     async def remove(self, e164: str, scope: Scope | None, actor: str, reason: str, now: datetime) -> int:
-        return await self._w.remove(self.hash(e164), e164, scope, actor, reason, now)
+        return await asyncio.shield(self._w.remove(self.hash(e164), e164, scope, actor, reason, now))
 
     async def import_rows(self, batch: Sequence[ImportRow]) -> int:
-        return await self._w.import_rows(batch)
+        return await asyncio.shield(self._w.import_rows(batch))
 
     async def entries(
         self, scope: Scope | None = None, source: Source | None = None, active_at: datetime | None = None
@@ -113,13 +116,13 @@ class SqliteStore(ShieldStore):
                         yield rows.entry(row)
 
     async def purge_expired(self, actor: str, now: datetime) -> int:
-        return await self._w.purge(actor, now)
+        return await asyncio.shield(self._w.purge(actor, now))
 
     async def add_prefix(self, rule: PrefixRule, actor: str) -> None:
-        await self._w.add_prefix(rule, actor)
+        await asyncio.shield(self._w.add_prefix(rule, actor))
 
     async def remove_prefix(self, prefix: str, scope: Scope, actor: str, reason: str, now: datetime) -> int:
-        return await self._w.remove_prefix(prefix, scope, actor, reason, now)
+        return await asyncio.shield(self._w.remove_prefix(prefix, scope, actor, reason, now))
 
     async def prefixes(self) -> list[PrefixRule]:
         with translate(self.path):
@@ -131,7 +134,7 @@ class SqliteStore(ShieldStore):
     async def audit(
         self, actor: str, action: str, masked: str, detail: Mapping[str, Any], now: datetime
     ) -> None:
-        await self._w.audit_only(actor, action, masked, detail, now)
+        await asyncio.shield(self._w.audit_only(actor, action, masked, detail, now))
 
     async def audit_records(self, since_seq: int = 0) -> AsyncIterator[AuditRecord]:
         sql = (

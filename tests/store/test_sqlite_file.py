@@ -175,3 +175,22 @@ async def test_no_plaintext_number_reaches_the_file(tmp_path: Path, key: bytes) 
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     for digits in (b"8613800138000", b"13800138000", b"12025550143", b"2025550143"):
         assert digits not in raw
+
+
+async def test_a_cancelled_write_does_not_leave_the_store_stuck(tmp_path: Path, key: bytes) -> None:
+    path = tmp_path / "shield.db"
+    await make_store(path, key, ())
+    store = await SqliteStore.open(path, key)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(store.add(refusal(N1), "test", T0), 0.2)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    await store.add(refusal("+8613900139000"), "test", T0)
+    assert len((await store.lookup("+8613900139000")).entries) == 1
+    async with asyncio.timeout(10):
+        while not (await store.lookup(N1)).entries:
+            await asyncio.sleep(0.01)
+    assert (await store.verify_audit()).ok
+    await store.close()
