@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from callshield.agi.server import Handler
 from callshield.agi.session import AgiSession
-from callshield.ari.capture import RefusalSink
+from callshield.capture import RefusalSink
 from callshield.capture_config import OptOutSettings
 from callshield.errors import CallShieldError, InvalidInput
 from callshield.models import Scope, Source

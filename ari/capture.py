@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from callshield.ari.client import AriClient
 from callshield.ari.events import (
@@ -36,6 +36,7 @@ from callshield.ari.events import (
     Event,
 )
 from callshield.ari.models import Channel, parse_ari_time
+from callshield.capture import RefusalSink
 from callshield.errors import AriRequestError, CallShieldError, PeerError
 from callshield.keypad import DigitBuffer, KeypadCode
 from callshield.models import Scope, Source
@@ -48,14 +49,6 @@ TONE_ARG = "confirm-tone"
 """Stasis argument of the Snoop channel that whispers the confirmation to the agent."""
 CUSTOMER_HANGUP_CAUSE = 16
 """Q.850 normal clearing: the call ended because the customer refused."""
-
-
-class RefusalSink(Protocol):
-    """Stores a refusal durably (store, or journal when the store is down) before returning."""
-
-    async def refuse(
-        self, e164: str, scope: Scope, source: Source, reason: str, evidence: dict[str, str], at: datetime
-    ) -> None: ...
 
 
 @dataclass

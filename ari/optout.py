@@ -18,10 +18,11 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
-from callshield.ari.capture import CUSTOMER_HANGUP_CAUSE, RefusalSink
+from callshield.ari.capture import CUSTOMER_HANGUP_CAUSE
 from callshield.ari.client import AriClient
 from callshield.ari.events import ChannelDtmfReceived, ChannelHangupRequest, Event, StasisEnd
 from callshield.ari.models import Channel
+from callshield.capture import RefusalSink
 from callshield.capture_config import OptOutSettings
 from callshield.errors import AriRequestError, CallShieldError, PeerError
 from callshield.models import Scope, Source

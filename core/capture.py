@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
+from typing import Protocol
 
 from callshield.config import ShieldPeriods
 from callshield.errors import CallShieldError, InvalidInput, NumberError, StoreUnavailable
@@ -39,6 +40,14 @@ _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 #: Evidence keys the store or the recorder write themselves.
 RESERVED_EVIDENCE = frozenset({"at", "source", "reason", "refusal_id", "refused_at"})
 DEFAULT_STORE_TIMEOUT = 0.5
+
+
+class RefusalSink(Protocol):
+    """What the capture adapters (ARI, FastAGI, marking) hand refusals to: durable on return."""
+
+    async def refuse(
+        self, e164: str, scope: Scope, source: Source, reason: str, evidence: dict[str, str], at: datetime
+    ) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,13 @@
 """Marking a customer by command (agent desktop, CRM, ``callshield mark``, the admin API).
 
-:func:`mark_number` shields a number directly. :func:`mark_call` finds an ongoing call on an
+:func:`callshield.capture.mark` shields a number directly. :func:`mark_call` finds an ongoing call on an
 Asterisk server over ARI (by channel id or SIP Call-ID, either leg), shields its customer and
 ends the call. Which leg is the customer: an outbound leg (created by ``Dial()`` or an
 origination, ``dialplan.app_name`` ``AppDial``/``AppDial2``) is the customer, and its caller
 number is the number dialled; for the agent's leg, the customer's number is its connected line
 and the customer leg is the outbound leg showing that number.
 
-Both return only after the refusal is durably stored (the sink's promise).
+It returns only after the refusal is durably stored (the sink's promise).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from callshield.ari.capture import CUSTOMER_HANGUP_CAUSE, RefusalSink
+from callshield.ari.capture import CUSTOMER_HANGUP_CAUSE
 from callshield.ari.client import AriClient
 from callshield.ari.models import Channel
+from callshield.capture import RefusalSink
 from callshield.errors import AriRequestError, CallShieldError, InvalidInput
 from callshield.models import Scope, Source
 from callshield.numbers import NumberRules, normalize
@@ -32,13 +33,6 @@ class Marked:
     masked: str
     ended: str | None
     """The channel hung up, or None (no call, or it was already gone)."""
-
-
-async def mark_number(
-    sink: RefusalSink, e164: str, scope: Scope, reason: str, evidence: dict[str, str], actor: str
-) -> Marked:
-    await sink.refuse(e164, scope, Source.AGENT_FLAG, reason, {**evidence, "actor": actor}, datetime.now(UTC))
-    return Marked(mask(e164), None)
 
 
 def is_outbound_leg(channel: Channel) -> bool:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 from callshield.ari.client import AriClient, AriConfig
 from callshield.errors import InvalidInput
-from callshield.marking import mark_call, mark_number
+from callshield.marking import mark_call
 from callshield.models import Scope, Source
 from callshield.numbers import NumberRules
 from callshield.store.base import NewEntry, ShieldStore
@@ -74,10 +74,3 @@ async def test_an_unknown_channel_is_a_clear_error_and_marks_nothing(
         with pytest.raises(InvalidInput, match="no live channel"):
             await mark_call(client, sink, RULES, channel_id="nope", scope=Scope(), reason="x", actor="crm")
     assert sink.refusals == []
-
-
-async def test_mark_number(store: ShieldStore) -> None:
-    sink = StoreSink(store)
-    marked = await mark_number(sink, E164, Scope(), "desk flag", {"agent": "a7"}, "desk")
-    assert marked.masked == "+86139****9000"
-    assert sink.refusals[0][2] == {"agent": "a7", "actor": "desk"}

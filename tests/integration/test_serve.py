@@ -78,6 +78,21 @@ async def test_ari_and_fastagi_give_the_same_verdict_for_every_number(store: Shi
             await task
 
 
+async def refuse_by_keypad(fake: FakeAri, agent: FakeChannel) -> None:
+    """The agent of an allowed call presses *9 once the customer answered: the customer leg ends."""
+    async with asyncio.timeout(10):
+        while "callshield" not in agent.subscribers:
+            await asyncio.sleep(0.01)
+    peer = await fake.dial(agent.id, "13900139000@carrier", caller_number="13900139000")
+    await fake.answer_dial(peer.id)
+    await fake.bridge(agent.id, peer.id)
+    await fake.send_dtmf(agent.id, "*")
+    await fake.send_dtmf(agent.id, "9")
+    async with asyncio.timeout(10):
+        while peer.hangup_cause is None:
+            await asyncio.sleep(0.01)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -96,6 +111,7 @@ async def start_service(tmp_path: Path, fake: FakeAri, agi_port: int) -> asyncio
         f'[store]\npath = "{tmp_path}/shield.db"\nkey_file = "{tmp_path}/shield.key"\n'
         '[numbers]\nstrip_prefixes = ["9"]\n'
         f'[agi]\nlisten = "127.0.0.1:{agi_port}"\n'
+        f'[capture]\njournal = "{tmp_path}/refusals.journal"\n'
         f'[[ari.server]]\nname = "pbx1"\nurl = "{fake.url.removesuffix("/ari")}"\n'
         f'username = "{fake.username}"\npassword_file = "{tmp_path}/ari.secret"\n'
     )
@@ -132,6 +148,15 @@ async def test_serve_gates_over_ari_and_fastagi_and_stops_cleanly_on_sigterm(
         await fake.wait_connected("callshield", within=5)
         again = await until_decided(await fake.stasis_start("callshield", args=["gate", "13800138000"]))
         assert label_verdict(again) == ("BLOCK", "shielded")
+        await refuse_by_keypad(fake, allowed)
+        refused = await until_decided(
+            await fake.stasis_start("callshield", args=["gate", "13900139000", "acme"])
+        )
+        assert label_verdict(refused) == ("BLOCK", "shielded")
+        other_company = await until_decided(
+            await fake.stasis_start("callshield", args=["gate", "13900139000"])
+        )
+        assert label_verdict(other_company) == ("ALLOW", "clean")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.stderr is not None

@@ -1,0 +1,291 @@
+"""The guard: catches outbound calls that never passed the gate, and hangs them up before answer.
+
+The gate sees only calls the dialplan sends through it; an originate straight to a trunk (ARI or
+AMI Originate, a call file, a dialer, a misconfigured context) does not. The guard is a second
+ARI connection with its own application name and ``subscribeAll=true``: it sees every channel's
+events, recognises new outbound legs in ``Dial`` events (:mod:`callshield.ari.guard_legs`),
+and for each one that the gate did not allow (the :class:`GateLedger` says) it decides with the
+same :class:`~callshield.gate.Gate` and hangs blocked legs up (:mod:`callshield.ari.guard_act`).
+
+Cheap on the full event stream of a busy PBX (about 80 events per call): after connecting it asks
+Asterisk to send only the event types it uses (``PUT /applications/{app}/eventFilter``), and
+parses only those types anyway (others cost one ``json.loads``); nothing but a new outbound leg
+leads to store work. State is kept per outbound leg while it lives (dropped on its
+``ChannelDestroyed``, the last event Asterisk sends for a channel to a subscribeAll application).
+
+The connection is kept up like the gate's: capped backoff, each state change logged once; after
+every (re)connect the live channels are listed and outbound legs still ringing that were not seen
+are checked (Asterisk replays nothing). Other consumers of the same stream (the keypad capture of
+dialer calls) can be attached as ``hooks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from callshield.ari.app import Backoff
+from callshield.ari.client import AriClient
+from callshield.ari.events import ApplicationReplaced, ChannelDestroyed, Dial, Event
+from callshield.ari.guard_act import LegJudge
+from callshield.ari.guard_legs import LegMatcher, OutboundLeg, exten_number, ringing_leg
+from callshield.ari.models import Channel
+from callshield.ari.websocket import EventStream
+from callshield.errors import AriRequestError, PeerError, PeerUnavailable
+from callshield.gate import Gate, utc_now
+from callshield.guard_config import GuardSettings
+from callshield.numbers import NumberRules
+from callshield.store.base import ShieldStore
+
+log = logging.getLogger(__name__)
+
+GUARD_EVENTS = frozenset({"Dial", "ChannelDestroyed", "ApplicationReplaced"})
+"""The event types the guard itself uses (parsed, and asked of Asterisk's event filter)."""
+FINAL_DIALSTATUS = frozenset(
+    {"NOANSWER", "BUSY", "CANCEL", "CONGESTION", "CHANUNAVAIL", "DONTCALL", "TORTURE", "INVALIDARGS"}
+)
+"""A ``Dial`` with one of these reports the end of a leg: nothing left to stop."""
+MAX_LEGS = 100_000
+"""Bound on the legs remembered, should ChannelDestroyed events be lost."""
+DIALSTRING_VARIABLE = "DIALEDPEERNUMBER"
+"""Set by ``Dial()`` on the leg (``5557001@carrier``); read for legs found by a listing."""
+
+EventHook = Callable[[Event], Coroutine[Any, Any, None] | None]
+"""Another consumer of the guard's event stream; a returned coroutine is run as a task."""
+
+
+class GateLedger:
+    """Calls the gate allowed lately: (caller channel id, E.164), each kept ``ttl`` seconds.
+
+    The gate calls :meth:`allowed` after an ALLOW, before it continues the channel; the guard
+    asks :meth:`was_allowed` when that channel dials out. Plain methods, no awaits: safe to share
+    between the gate and the guards of one event loop. Holds numbers in memory only, never shows
+    them (``repr`` gives the size).
+    """
+
+    def __init__(
+        self, ttl: float = 60.0, *, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self._max = max_entries
+        self._clock = clock
+        self._expiry: dict[tuple[str, str], float] = {}
+        self._order: deque[tuple[float, tuple[str, str]]] = deque()
+
+    def __repr__(self) -> str:
+        return f"<GateLedger {len(self._expiry)} entries, ttl={self.ttl:g}s>"
+
+    @property
+    def size(self) -> int:
+        """Entries held now (expired ones go at the next call)."""
+        return len(self._expiry)
+
+    def allowed(self, caller_channel_id: str, e164: str) -> None:
+        """Record that the gate allowed ``e164`` for the channel ``caller_channel_id``."""
+        now = self._clock()
+        self._prune(now)
+        key = (caller_channel_id, e164)
+        self._expiry[key] = now + self.ttl
+        self._order.append((now + self.ttl, key))
+        while len(self._expiry) > self._max:
+            self._drop_oldest()
+
+    def was_allowed(self, caller_channel_id: str | None, e164: str) -> bool:
+        """Did the gate allow ``e164`` for this channel (None: for any channel) in the last ``ttl`` s?"""
+        self._prune(self._clock())
+        if caller_channel_id is None:
+            return any(number == e164 for _, number in self._expiry)
+        return (caller_channel_id, e164) in self._expiry
+
+    def _prune(self, now: float) -> None:
+        while self._order and self._order[0][0] <= now:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        expiry, key = self._order.popleft()
+        if self._expiry.get(key) == expiry:
+            del self._expiry[key]
+
+
+class GuardApp:
+    """Runs the guard for one ARI server until :meth:`stop`."""
+
+    def __init__(
+        self,
+        name: str,
+        client: AriClient,
+        gate: Gate,
+        store: ShieldStore,
+        settings: GuardSettings,
+        rules: NumberRules,
+        ledger: GateLedger,
+        *,
+        hooks: Sequence[EventHook] = (),
+        hook_events: Iterable[str] = (),
+        server_filter: bool = True,
+        backoff: Backoff | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.name = name
+        self.app = settings.app
+        self._client = client
+        self._matcher = LegMatcher(settings)
+        self.judge = LegJudge(name, client, gate, store, rules, ledger, strict=settings.strict, clock=clock)
+        self._hooks = tuple(hooks)
+        self._wanted = GUARD_EVENTS | frozenset(hook_events)
+        self._server_filter = server_filter
+        self._filter_refused = False
+        self._backoff = backoff or Backoff()
+        self._legs: dict[str, None] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self._stream: EventStream | None = None
+        self.connected = asyncio.Event()
+        """Set while the events websocket is up (tests and health checks wait on it)."""
+
+    @property
+    def legs(self) -> int:
+        """Outbound legs alive and remembered now."""
+        return len(self._legs)
+
+    async def run(self) -> None:
+        """Connect, watch, reconnect; returns only after :meth:`stop`."""
+        healthy = True
+        while not self._stopping.is_set():
+            try:
+                async with self._client.events([self.app], subscribe_all=True, wanted=self._wanted) as stream:
+                    self._stream = stream
+                    if self._stopping.is_set():
+                        break
+                    self._on_connected(healthy)
+                    healthy = True
+                    self._spawn(self._after_connect())
+                    async for event in stream:
+                        self.dispatch(event)
+            except (PeerUnavailable, AriRequestError) as e:
+                if healthy:
+                    log.warning("guard %s: connection lost or refused (%s); reconnecting", self.name, e)
+                healthy = False
+            self.connected.clear()
+            if not self._stopping.is_set():
+                await self._sleep(self._backoff.delay())
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop watching, let checks in flight finish (up to ``grace`` s), close."""
+        self._stopping.set()
+        if self._stream is not None:
+            await self._stream.close()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+        await self._client.close()
+
+    def dispatch(self, event: Event) -> None:
+        """Handle one event (the hot path: most events are none of the guard's business)."""
+        if isinstance(event, Dial):
+            self._on_dial(event)
+        elif isinstance(event, ChannelDestroyed):
+            self._legs.pop(event.channel.id, None)
+        elif isinstance(event, ApplicationReplaced):
+            log.error("guard %s: another connection took application %s; no more events", self.name, self.app)
+        for hook in self._hooks:
+            try:
+                work = hook(event)
+            except Exception:
+                log.exception("guard %s: an event hook failed on %s", self.name, type(event).__name__)
+                continue
+            if work is not None:
+                self._spawn(work)
+
+    def _on_dial(self, event: Dial) -> None:
+        peer = event.peer
+        if peer.id in self._legs or event.dialstatus in FINAL_DIALSTATUS:
+            return
+        caller_id = event.caller.id if event.caller is not None else ""
+        leg = self._matcher.leg(peer, event.dialstring, caller_id)
+        if leg is not None:
+            self._take(leg)
+
+    def _take(self, leg: OutboundLeg) -> None:
+        """Remember the leg; nothing more if it passed the gate, else check it in a task."""
+        self._legs[leg.channel_id] = None
+        if len(self._legs) > MAX_LEGS:
+            del self._legs[next(iter(self._legs))]
+        number = self.judge.resolve(leg)
+        if not self.judge.passed_gate(leg, number):
+            self._spawn(self.judge.check(leg, number))
+
+    def _on_connected(self, healthy: bool) -> None:
+        self._backoff.reset()
+        self.connected.set()
+        log.info("guard %s: connected, application %s%s", self.name, self.app, "" if healthy else " (again)")
+
+    async def _after_connect(self) -> None:
+        if self._server_filter:
+            await self._set_filter()
+        await self._recover()
+
+    async def _set_filter(self) -> None:
+        try:
+            await self._client.set_event_filter(allowed=sorted(self._wanted), app=self.app)
+        except PeerError as e:
+            if not self._filter_refused:
+                log.warning("guard %s: no event filter (%s); every event is filtered here", self.name, e)
+            self._filter_refused = True
+
+    async def _recover(self) -> None:
+        """Forget legs that ended meanwhile; check outbound legs ringing that were not seen."""
+        known = set(self._legs)
+        try:
+            channels = await self._client.list_channels()
+        except PeerError as e:
+            log.error("guard %s: cannot list channels (%s); legs already ringing not checked", self.name, e)
+            return
+        for channel_id in known - {c.id for c in channels}:
+            self._legs.pop(channel_id, None)
+        for channel in channels:
+            if channel.id not in self._legs and ringing_leg(channel):
+                await self._recover_leg(channel)
+
+    async def _recover_leg(self, channel: Channel) -> None:
+        patterns = self._matcher.needs_dialstring
+        if not patterns and not self._matcher.is_trunk(channel.name):
+            return
+        dialstring = None
+        if patterns or not exten_number(channel):
+            dialstring = await self._dialstring(channel.id)
+        leg = self._matcher.leg(channel, dialstring, None)
+        if leg is None or channel.id in self._legs:
+            return
+        log.info(
+            "guard %s: leg %s was ringing before the guard connected; checking it", self.name, leg.channel_id
+        )
+        self._take(leg)
+
+    async def _dialstring(self, channel_id: str) -> str:
+        try:
+            return await self._client.get_channel_var(channel_id, DIALSTRING_VARIABLE)
+        except PeerError:
+            return ""  # not set (an originate), or the channel is gone
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            log.error("guard %s: a check failed", self.name, exc_info=error)

@@ -1,0 +1,177 @@
+"""What the guard does with one outbound leg: nothing if the gate allowed it, else decide and act.
+
+1. :meth:`LegJudge.resolve` reads the number (``classify``, no store work) and
+   :meth:`LegJudge.passed_gate` asks the :class:`~callshield.ari.guard.GateLedger` whether the gate
+   allowed this number for the channel that dialled it: then there is nothing to do.
+2. Otherwise :meth:`LegJudge.check` decides with the same :class:`~callshield.gate.Gate` (so the
+   same ``decide()``; a number that cannot be read or a store error is BLOCK with reason
+   ``error``, as at the gate). Strict mode blocks without asking the store (emergency and
+   service codes excepted).
+3. Allowed: one INFO line. Blocked: the leg is hung up at once (``DELETE /channels/{id}``, Q.850
+   cause 21: the INVITE is cancelled while the far end rings), then an audit record
+   ``bypass-blocked`` is written and one WARNING logged. Numbers appear masked only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from callshield.ari.client import AriClient
+from callshield.ari.gate import BLOCK_CAUSE
+from callshield.ari.guard_legs import OutboundLeg
+from callshield.errors import AriRequestError, CallShieldError, NumberError, PeerError
+from callshield.gate import Gate, Verdict, utc_now
+from callshield.models import Action
+from callshield.numbers import NumberRules, classify
+from callshield.policy import Decision, Reason
+from callshield.privacy import mask
+from callshield.store.base import ShieldStore
+
+if TYPE_CHECKING:
+    from callshield.ari.guard import GateLedger
+
+log = logging.getLogger(__name__)
+
+HANGUP_ATTEMPTS = 3
+RETRY_DELAY = 0.05
+AUDIT_ACTION = "bypass-blocked"
+NOT_GATED = "not-gated"
+"""Reason of a strict-mode block: the leg did not pass the gate."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A leg's number as read, before any store work."""
+
+    masked: str
+    e164: str | None = field(repr=False)
+    exempt: bool = False
+
+
+class LegJudge:
+    """Decides and acts on outbound legs of one ARI server (see the module docstring)."""
+
+    def __init__(
+        self,
+        name: str,
+        client: AriClient,
+        gate: Gate,
+        store: ShieldStore,
+        rules: NumberRules,
+        ledger: GateLedger,
+        *,
+        strict: bool = False,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.name = name
+        self._client = client
+        self._gate = gate
+        self._store = store
+        self._rules = rules
+        self._ledger = ledger
+        self._strict = strict
+        self._clock = clock
+        self.counts: Counter[str] = Counter()
+        """Legs by outcome: ``gated``, ``allowed``, ``blocked``."""
+
+    def resolve(self, leg: OutboundLeg) -> Resolved:
+        """The leg's number read like the gate reads it; unreadable: masked only."""
+        try:
+            target = classify(leg.number, self._rules)
+        except NumberError:
+            return Resolved(mask(leg.number), None)
+        return Resolved(target.masked, target.e164, target.exempt)
+
+    def passed_gate(self, leg: OutboundLeg, number: Resolved) -> bool:
+        """True (and counted) if the gate allowed this number for the channel that dialled it."""
+        if leg.caller_id == "" or number.e164 is None:
+            return False
+        if not self._ledger.was_allowed(leg.caller_id, number.e164):
+            return False
+        self.counts["gated"] += 1
+        log.debug("guard %s: leg %s of channel %s passed the gate", self.name, leg.channel_id, leg.caller_id)
+        return True
+
+    async def check(self, leg: OutboundLeg, number: Resolved) -> None:
+        """Decide a leg that did not pass the gate; hang it up if blocked."""
+        if self._strict:
+            verdict = _strict_verdict(number)
+        else:
+            verdict = await self._gate.check(number.e164 or leg.number)
+        decision = verdict.decision
+        if decision.allowed:
+            self.counts["allowed"] += 1
+            log.info(
+                "guard %s: leg %s (%s) to %s did not pass the gate; allowed (%s)",
+                self.name,
+                leg.channel_id,
+                _origin(leg),
+                verdict.masked,
+                decision.reason,
+            )
+            return
+        self.counts["blocked"] += 1
+        hung_up = await self._hang_up(leg.channel_id)
+        log.warning(
+            "guard %s: leg %s (%s) to %s did not pass the gate and is blocked (%s: %s); %s",
+            self.name,
+            leg.channel_id,
+            _origin(leg),
+            verdict.masked,
+            decision.reason,
+            decision.rule,
+            f"hung up (cause {BLOCK_CAUSE})" if hung_up else "it had already ended",
+        )
+        await self._audit(leg, verdict, hung_up)
+
+    async def _hang_up(self, channel_id: str) -> bool:
+        """DELETE the leg with cause 21; False if it was already gone or could not be reached."""
+        for attempt in range(1, HANGUP_ATTEMPTS + 1):
+            try:
+                await self._client.hangup(channel_id, reason_code=BLOCK_CAUSE)
+                return True
+            except AriRequestError as e:
+                if e.status == 404:
+                    return False
+                error: PeerError = e
+            except PeerError as e:
+                error = e
+            if attempt == HANGUP_ATTEMPTS:
+                log.error("guard %s: could not hang up leg %s (%s)", self.name, channel_id, error)
+                return False
+            await asyncio.sleep(RETRY_DELAY * attempt)
+        return False
+
+    async def _audit(self, leg: OutboundLeg, verdict: Verdict, hung_up: bool) -> None:
+        detail = {
+            "pbx": self.name,
+            "channel": leg.channel_id,
+            "caller_channel": leg.caller_id or "",
+            "reason": verdict.decision.reason,
+            "rule": verdict.decision.rule,
+            "strict": self._strict,
+            "hung_up": hung_up,
+        }
+        try:
+            await self._store.audit("guard", AUDIT_ACTION, verdict.masked, detail, self._clock())
+        except CallShieldError as e:
+            log.error("guard %s: audit record for leg %s not written (%s)", self.name, leg.channel_id, e)
+
+
+def _strict_verdict(number: Resolved) -> Verdict:
+    if number.exempt:
+        return Verdict(Decision(Action.ALLOW, Reason.EXEMPT, rule="exempt short code"), number.masked, None)
+    decision = Decision(Action.BLOCK, NOT_GATED, rule="strict mode: did not pass the gate")
+    return Verdict(decision, number.masked, number.e164)
+
+
+def _origin(leg: OutboundLeg) -> str:
+    if leg.caller_id is None:
+        return "found after reconnecting"
+    return f"dialled by {leg.caller_id}" if leg.caller_id else "originated"
