@@ -299,6 +299,8 @@ async def serve(app: App, log_level: str) -> None:
 
 
 def register(group: click.Group) -> None:
-    commands: list[Any] = [init, import_, export, purge, stats, audit, prefix, serve]
+    from callshield.cli_mark import mark_command
+
+    commands: list[Any] = [init, import_, export, purge, stats, audit, prefix, serve, mark_command]
     for command in commands:
         group.add_command(command)
