@@ -29,7 +29,7 @@ from callshield.config import ShieldPeriods
 from callshield.errors import CallShieldError, InvalidInput, NumberError, StoreUnavailable
 from callshield.gate import utc_now
 from callshield.journal import Journal, Pending, new_id
-from callshield.models import GLOBAL, Scope, Source
+from callshield.models import GLOBAL, Scope, ShieldEntry, Source
 from callshield.numbers import NumberRules, normalize
 from callshield.privacy import mask
 from callshield.store.base import AddResult, NewEntry, ShieldStore
@@ -125,6 +125,13 @@ class RefusalRecorder:
         self.clock = clock
         self._late: dict[str, asyncio.Task[AddResult]] = {}
         """Store writes that outlived ``store_timeout``, by refusal id (their refusals are journaled)."""
+        self._pending: dict[str, list[ShieldEntry]] = {}
+        """Refusals journaled by this process and not yet replayed, by E.164: the gate checks them
+        too, so a number refused while store writes fail is blocked at once, not after the replay."""
+
+    def pending(self, e164: str) -> tuple[ShieldEntry, ...]:
+        """This process's journaled refusals of ``e164`` that the store may not have yet."""
+        return tuple(self._pending.get(e164, ()))
 
     async def record(self, refusal: Refusal) -> Recorded:
         """Make ``refusal`` durable (store, else journal); raises StoreUnavailable if neither took it."""
@@ -147,6 +154,11 @@ class RefusalRecorder:
             log.info("refusal %s: %s shielded (%s, %s)", refusal_id, entry.masked, entry.scope, entry.source)
             return Recorded(refusal_id, entry.masked, Durability.STORE, result.expires_at, result.created)
         await asyncio.to_thread(self.journal.append, Pending(refusal_id, entry, self.actor))
+        self._pending.setdefault(refusal.e164, []).append(
+            ShieldEntry(
+                b"", entry.masked, entry.scope, entry.source, entry.reason, refusal.at, entry.expires_at
+            )
+        )
         if task is not None and not task.done():
             self._late[refusal_id] = task  # only now: its line is in the journal
         log.warning("refusal %s: %s kept in journal %s", refusal_id, entry.masked, self.journal.path)
@@ -195,6 +207,8 @@ class RefusalRecorder:
             log.info("journal replay: %d stored, %d still waiting", report.stored, report.waiting)
         if unavailable:
             log.warning("journal replay stopped, store unavailable: %s", unavailable[0])
+        if not report.busy and not report.waiting and not unavailable:
+            self._pending.clear()
         if not report.busy and not report.waiting:
             for refusal_id in before:  # their lines were handled, here or by another process
                 task = self._late.get(refusal_id)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from callshield.errors import CallShieldError, NumberError
-from callshield.models import NO_MATCHES
+from callshield.models import NO_MATCHES, Matches, ShieldEntry
 from callshield.numbers import NumberRules, classify
 from callshield.policy import CallContext, Decision, Reason, blocked_by_error, decide
 from callshield.privacy import mask
@@ -67,12 +67,15 @@ class Gate:
         timeout: float = 1.0,
         audit_decisions: bool = False,
         clock: Callable[[], datetime] = utc_now,
+        pending: Callable[[str], tuple[ShieldEntry, ...]] | None = None,
     ) -> None:
         self._store = store
         self._rules = rules
         self._timeout = timeout
         self._audit = audit_decisions
         self._clock = clock
+        self._pending = pending
+        """Refusals not in the store yet (journaled while its writes failed): they block too."""
         self.counts: Counter[str] = Counter()
         """Decisions by ``ACTION/reason``, for the service's periodic summary."""
 
@@ -95,6 +98,10 @@ class Gate:
     async def _check(self, raw: str, company: str | None, campaign: str | None) -> Verdict:
         target = classify(raw, self._rules)
         matches = await self._store.lookup(target.e164) if target.e164 else NO_MATCHES
+        if self._pending is not None and target.e164:
+            journaled = self._pending(target.e164)
+            if journaled:
+                matches = Matches(matches.entries + journaled, matches.prefixes)
         now = self._clock()
         decision = decide(CallContext(target.e164, target.exempt, company, campaign), matches, now)
         if self._audit:

@@ -54,13 +54,14 @@ async def serve(settings: Settings, service: ServiceSettings, stop: asyncio.Even
     capture = capture_settings(settings)
     store = await open_store(settings.store, key)
     try:
+        recorder = RefusalRecorder(store, settings.periods, Journal(capture.journal, key), "service")
         gate = Gate(
             store,
             settings.numbers,
             timeout=service.gate.timeout,
             audit_decisions=service.gate.audit_decisions,
+            pending=recorder.pending,
         )
-        recorder = RefusalRecorder(store, settings.periods, Journal(capture.journal, key), "service")
         await _run(store, Parts(settings, service, capture, gate, recorder), stop)
     finally:
         await store.close()

@@ -16,7 +16,7 @@ from callshield.errors import InvalidInput, NumberError, StoreError, StoreUnavai
 from callshield.journal import Journal
 from callshield.models import Scope, ShieldEntry, Source
 from callshield.numbers import NumberRules
-from callshield.store.base import AddResult, NewEntry
+from callshield.store.base import AddResult, NewEntry, ShieldStore
 from callshield.store.sqlite import SqliteStore
 from testkit import T0
 
@@ -275,3 +275,24 @@ def test_refusal_evidence_cannot_change_after_the_fact() -> None:
     assert made.evidence["channel"] == "PJSIP/a-1"
     with pytest.raises(TypeError):
         made.evidence["channel"] = "changed"  # type: ignore[index]
+
+
+async def test_the_gate_blocks_a_journaled_refusal_before_it_reaches_the_store(
+    store: ShieldStore, key: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from callshield.gate import Gate
+
+    async def failing_add(*args: object) -> object:
+        raise StoreUnavailable("writes fail")
+
+    recorder = RefusalRecorder(store, ShieldPeriods(), Journal(tmp_path / "j", key), "t")
+    gate = Gate(store, NumberRules(), pending=recorder.pending)
+    monkeypatch.setattr(store, "add", failing_add)
+    await recorder.record(Refusal("+8613800138000", Scope(), Source.AGENT_KEYPAD, "no", {}, T0))
+    verdict = await gate.check("13800138000")
+    assert (verdict.decision.allowed, verdict.decision.reason) == (False, "shielded")
+    assert (await gate.check("13900139000")).decision.allowed
+    monkeypatch.undo()
+    assert await recorder.replay() == 1
+    assert recorder.pending("+8613800138000") == ()
+    assert not (await gate.check("13800138000")).decision.allowed
