@@ -11,9 +11,10 @@ Two ways to learn who the customer is, fed from two kinds of connection:
   caller number (for an outbound leg, the number dialled). ``is_customer_leg`` tells customer
   legs (trunk channels) from agents, so a customer pressing the code marks nobody.
 
-On a match: the refusal is stored durably first (the recorder falls back to its journal), then
-the customer leg is hung up and a confirmation tone is whispered to the agent (a Snoop channel)
-at the same time. State is kept per live channel only and dropped when the channel goes.
+On a match the customer leg is hung up at once (the customer said no: the call ends promptly,
+whatever else happens), while the refusal is stored durably (the recorder falls back to its
+journal); only once it is stored is the confirmation tone whispered to the agent (a Snoop
+channel): no tone means the refusal must be flagged again. State is kept per live channel only and dropped when the channel goes.
 """
 
 from __future__ import annotations
@@ -171,15 +172,17 @@ class KeypadCapture:
             "digits": self._code.code,
             "pressed_at": timestamp,
         }
+        ending = asyncio.create_task(self._end(customer or agent.id))
         try:
             await self._sink.refuse(
                 e164, watched.scope, Source.AGENT_KEYPAD, "agent keypad code", evidence, datetime.now(UTC)
             )
         except CallShieldError as e:
-            log.error("refusal on %s NOT recorded (%s); the call is left up", agent.id, e)
+            log.error("refusal %s on %s NOT recorded (%s): no confirmation tone", mask(e164), agent.id, e)
+            await ending
             return
-        log.info("refusal %s recorded (agent %s); ending the call", mask(e164), agent.id)
-        await asyncio.gather(self._end(customer or agent.id), self._confirm(agent.id))
+        log.info("refusal %s recorded (agent %s)", mask(e164), agent.id)
+        await asyncio.gather(ending, self._confirm(agent.id))
 
     async def _end(self, channel_id: str) -> None:
         try:

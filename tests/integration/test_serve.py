@@ -93,6 +93,17 @@ async def refuse_by_keypad(fake: FakeAri, agent: FakeChannel) -> None:
             await asyncio.sleep(0.01)
 
 
+async def next_call_blocked(fake: FakeAri, args: list[str]) -> bool:
+    """The customer leg is hung up at once and the refusal stored alongside: within a bound, the
+    next call to the number is blocked."""
+    async with asyncio.timeout(10):
+        while True:
+            channel = await until_decided(await fake.stasis_start("callshield", args=args))
+            if label_verdict(channel) == ("BLOCK", "shielded"):
+                return True
+            await asyncio.sleep(0.05)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
