@@ -14,7 +14,8 @@ Two ways to learn who the customer is, fed from two kinds of connection:
 On a match the customer leg is hung up at once (the customer said no: the call ends promptly,
 whatever else happens), while the refusal is stored durably (the recorder falls back to its
 journal); only once it is stored is the confirmation tone whispered to the agent (a Snoop
-channel): no tone means the refusal must be flagged again. State is kept per live channel only and dropped when the channel goes.
+channel): no tone means the refusal must be flagged again. State is kept per live channel only
+and dropped when the channel goes.
 """
 
 from __future__ import annotations

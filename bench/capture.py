@@ -66,13 +66,18 @@ class Stub:
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        return int(server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        return int(self.runner.addresses[0][1])
 
     async def subscription(self, request: web.Request) -> web.Response:
-        body = {"name": request.match_info["app"], "channel_ids": [], "bridge_ids": [], "endpoint_ids": [],
-                "device_names": [], "events_allowed": [], "events_disallowed": []}  # fmt: skip
+        lists = (
+            "channel_ids",
+            "bridge_ids",
+            "endpoint_ids",
+            "device_names",
+            "events_allowed",
+            "events_disallowed",
+        )
+        body: dict[str, object] = {"name": request.match_info["app"], **{name: [] for name in lists}}
         return web.json_response(body)
 
     async def hangup(self, request: web.Request) -> web.Response:
@@ -83,13 +88,15 @@ class Stub:
         return web.json_response(channel_json("snoop-" + request.match_info["id"], "Snoop/x", ""))
 
     async def play(self, request: web.Request) -> web.Response:
-        return web.json_response({"id": "p", "media_uri": "tone:425/300", "target_uri": "channel:x",
-                                  "language": "en", "state": "queued"}, status=201)  # fmt: skip
+        playback: dict[str, object] = {"id": "p", "media_uri": "tone:425/300", "target_uri": "channel:x",
+                                       "language": "en", "state": "queued"}  # fmt: skip
+        return web.json_response(playback, status=201)
 
 
 def frame(kind: str, agent: str, peer: str, digit: str = "") -> str:
     base = {"timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000",
             "asterisk_id": "02:fc:00:00:00:01", "application": "callshield"}  # fmt: skip
+    body: dict[str, object]
     if kind == "Dial":
         body = {"type": "Dial", "caller": channel_json(agent, "PJSIP/agent", "agent1"),
                 "peer": channel_json(peer, "PJSIP/carrier", "13900139000"), "dialstring": "x@carrier",

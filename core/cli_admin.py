@@ -29,6 +29,7 @@ from callshield.keys import generate_key_file
 from callshield.models import Action, PrefixRule, Source
 from callshield.numbers import normalize, normalize_prefix
 from callshield.service_config import service_settings
+from callshield.store import describe
 from callshield.transfer import write_export
 
 pass_app = click.make_pass_decorator(App)
@@ -49,8 +50,8 @@ async def init(app: App) -> None:
         generate_key_file(s.key_file)
         click.echo(f"created key file {s.key_file} (mode 0600): back it up, the list is useless without it")
     async with app.store() as store:
-        await store.audit(app.actor, "init", "", {"store": s.store}, now())
-        click.echo(f"store ready: {s.store} (key {store.key_fingerprint})")
+        await store.audit(app.actor, "init", "", {"store": describe(s.store)}, now())
+        click.echo(f"store ready: {describe(s.store)} (key {store.key_fingerprint})")
 
 
 @click.command(name="import")
@@ -172,7 +173,7 @@ async def stats(app: App) -> None:
     """Counts of entries by state, source and scope."""
     async with app.store() as store:
         st = await store.stats(now())
-    click.echo(f"store:             {app.settings.store}")
+    click.echo(f"store:             {describe(app.settings.store)}")
     click.echo(f"entries:           {st.entries}")
     click.echo(f"  active:          {st.active}")
     click.echo(f"  expired (purge): {st.expired_pending_purge}")

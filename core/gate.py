@@ -82,7 +82,8 @@ class Gate:
     async def check(self, raw: str, company: str | None = None, campaign: str | None = None) -> Verdict:
         """Decide a call to ``raw`` (digits as dialled) made for ``company``/``campaign``."""
         try:
-            verdict = await asyncio.wait_for(self._check(raw, company, campaign), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                verdict = await self._check(raw, company, campaign)
         except TimeoutError:
             verdict = Verdict(blocked_by_error("store look-up timed out"), mask(raw), None)
         except NumberError as e:

@@ -7,6 +7,7 @@ SQLite store; a ``postgresql://`` URL is the shared PostgreSQL store.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from callshield.errors import ConfigError
 from callshield.store.base import ShieldStore
@@ -15,7 +16,9 @@ from callshield.store.base import ShieldStore
 async def open_store(location: str, key: bytes, *, create: bool = True) -> ShieldStore:
     """Open the store at ``location`` (SQLite path or PostgreSQL URL) with the deployment key."""
     if location.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("the PostgreSQL store is not available in this version of callshield")
+        from callshield.store.postgres import PostgresStore
+
+        return await PostgresStore.open(location, key, create=create)
     if "://" in location:
         raise ConfigError(
             f"store location {location.split('://', maxsplit=1)[0]}://...: expected a file path or postgresql://"
@@ -25,4 +28,20 @@ async def open_store(location: str, key: bytes, *, create: bool = True) -> Shiel
     return await SqliteStore.open(Path(location), key, create=create)
 
 
-__all__ = ["ShieldStore", "open_store"]
+def describe(location: str) -> str:
+    """``location`` as it may be shown or recorded: a URL without passwords (in it or its query)."""
+    if "://" not in location:
+        return location
+    parts = urlsplit(location)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k not in ("password", "sslpassword")
+    ]
+    netloc = f"{user}@{hosts}" if user else hosts
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="/"), ""))
+
+
+__all__ = ["ShieldStore", "describe", "open_store"]
