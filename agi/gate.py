@@ -14,6 +14,7 @@ import logging
 
 from callshield.agi.server import Handler
 from callshield.agi.session import AgiSession
+from callshield.ari.guard_ledger import GateLedger
 from callshield.gate import Gate
 
 log = logging.getLogger(__name__)
@@ -27,10 +28,14 @@ def call_arguments(args: tuple[str, ...]) -> tuple[str, str | None, str | None]:
     return padded[0], padded[1] or None, padded[2] or None
 
 
-def gate_handler(gate: Gate) -> Handler:
+def gate_handler(gate: Gate, ledger: GateLedger | None = None) -> Handler:
+    """The gate script; ``ledger`` notes allowed calls for the guard (the uniqueid is the channel id)."""
+
     async def gate_script(session: AgiSession) -> None:
         number, company, campaign = call_arguments(session.request.args)
         verdict = await gate.check(number, company, campaign)
+        if ledger is not None and verdict.decision.allowed and verdict.e164 is not None:
+            ledger.allowed(session.request.uniqueid, verdict.e164)
         for name, value in verdict.variables().items():
             await session.set_variable(name, value)
         log.info(

@@ -21,6 +21,7 @@ from callshield.ari.capture import TONE_ARG, KeypadCapture
 from callshield.ari.client import AriClient
 from callshield.ari.events import Event, StasisStart
 from callshield.ari.gate import VerdictActor, dialplan_label, stasis_args
+from callshield.ari.guard_ledger import GateLedger
 from callshield.ari.models import Channel
 from callshield.ari.optout import OptOut
 from callshield.ari.websocket import EventStream
@@ -69,6 +70,7 @@ class StasisApp:
         backoff: Backoff | None = None,
         capture: KeypadCapture | None = None,
         optout: OptOut | None = None,
+        ledger: GateLedger | None = None,
     ) -> None:
         self.name = name
         self.app = app
@@ -78,6 +80,8 @@ class StasisApp:
         self._backoff = backoff or Backoff()
         self._capture = capture
         self._optout = optout
+        self._ledger = ledger
+        """Where allowed calls are noted for the guard, so it leaves their outbound legs alone."""
         self._sessions: dict[str, asyncio.Queue[Event]] = {}
         """Events of channels in an opt-out offer, by channel id."""
         self._tasks: set[asyncio.Task[None]] = set()
@@ -183,6 +187,8 @@ class StasisApp:
 
     async def _gate_call(self, channel: Channel, args: list[str]) -> None:
         verdict = await self._decide(args)
+        if self._ledger is not None and verdict.decision.allowed and verdict.e164 is not None:
+            self._ledger.allowed(channel.id, verdict.e164)  # before the continue: the Dial follows it
         delivered = await self._deliver(channel.id, verdict)
         if delivered and verdict.decision.allowed and verdict.e164 and self._capture is not None:
             try:

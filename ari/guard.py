@@ -24,8 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -34,6 +32,7 @@ from callshield.ari.app import Backoff
 from callshield.ari.client import AriClient
 from callshield.ari.events import ApplicationReplaced, ChannelDestroyed, Dial, Event
 from callshield.ari.guard_act import LegJudge
+from callshield.ari.guard_ledger import GateLedger
 from callshield.ari.guard_legs import LegMatcher, OutboundLeg, exten_number, ringing_leg
 from callshield.ari.models import Channel
 from callshield.ari.websocket import EventStream
@@ -42,6 +41,8 @@ from callshield.gate import Gate, utc_now
 from callshield.guard_config import GuardSettings
 from callshield.numbers import NumberRules
 from callshield.store.base import ShieldStore
+
+__all__ = ["GUARD_EVENTS", "EventHook", "GateLedger", "GuardApp"]
 
 log = logging.getLogger(__name__)
 
@@ -53,64 +54,14 @@ FINAL_DIALSTATUS = frozenset(
 """A ``Dial`` with one of these reports the end of a leg: nothing left to stop."""
 MAX_LEGS = 100_000
 """Bound on the legs remembered, should ChannelDestroyed events be lost."""
+YIELD_EVERY = 32
+"""Events handled between two turns of the event loop: a burst of buffered frames must not hold
+back the checks (and hang-ups) already under way."""
 DIALSTRING_VARIABLE = "DIALEDPEERNUMBER"
 """Set by ``Dial()`` on the leg (``5557001@carrier``); read for legs found by a listing."""
 
 EventHook = Callable[[Event], Coroutine[Any, Any, None] | None]
 """Another consumer of the guard's event stream; a returned coroutine is run as a task."""
-
-
-class GateLedger:
-    """Calls the gate allowed lately: (caller channel id, E.164), each kept ``ttl`` seconds.
-
-    The gate calls :meth:`allowed` after an ALLOW, before it continues the channel; the guard
-    asks :meth:`was_allowed` when that channel dials out. Plain methods, no awaits: safe to share
-    between the gate and the guards of one event loop. Holds numbers in memory only, never shows
-    them (``repr`` gives the size).
-    """
-
-    def __init__(
-        self, ttl: float = 60.0, *, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.ttl = ttl
-        self._max = max_entries
-        self._clock = clock
-        self._expiry: dict[tuple[str, str], float] = {}
-        self._order: deque[tuple[float, tuple[str, str]]] = deque()
-
-    def __repr__(self) -> str:
-        return f"<GateLedger {len(self._expiry)} entries, ttl={self.ttl:g}s>"
-
-    @property
-    def size(self) -> int:
-        """Entries held now (expired ones go at the next call)."""
-        return len(self._expiry)
-
-    def allowed(self, caller_channel_id: str, e164: str) -> None:
-        """Record that the gate allowed ``e164`` for the channel ``caller_channel_id``."""
-        now = self._clock()
-        self._prune(now)
-        key = (caller_channel_id, e164)
-        self._expiry[key] = now + self.ttl
-        self._order.append((now + self.ttl, key))
-        while len(self._expiry) > self._max:
-            self._drop_oldest()
-
-    def was_allowed(self, caller_channel_id: str | None, e164: str) -> bool:
-        """Did the gate allow ``e164`` for this channel (None: for any channel) in the last ``ttl`` s?"""
-        self._prune(self._clock())
-        if caller_channel_id is None:
-            return any(number == e164 for _, number in self._expiry)
-        return (caller_channel_id, e164) in self._expiry
-
-    def _prune(self, now: float) -> None:
-        while self._order and self._order[0][0] <= now:
-            self._drop_oldest()
-
-    def _drop_oldest(self) -> None:
-        expiry, key = self._order.popleft()
-        if self._expiry.get(key) == expiry:
-            del self._expiry[key]
 
 
 class GuardApp:
@@ -166,8 +117,12 @@ class GuardApp:
                     self._on_connected(healthy)
                     healthy = True
                     self._spawn(self._after_connect())
+                    handled = 0
                     async for event in stream:
                         self.dispatch(event)
+                        handled += 1
+                        if handled % YIELD_EVERY == 0:
+                            await asyncio.sleep(0)  # frames already buffered do not yield by themselves
             except (PeerUnavailable, AriRequestError) as e:
                 if healthy:
                     log.warning("guard %s: connection lost or refused (%s); reconnecting", self.name, e)

@@ -20,27 +20,25 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from callshield.ari.client import AriClient
 from callshield.ari.gate import BLOCK_CAUSE
+from callshield.ari.guard_ledger import GateLedger
 from callshield.ari.guard_legs import OutboundLeg
 from callshield.errors import AriRequestError, CallShieldError, NumberError, PeerError
 from callshield.gate import Gate, Verdict, utc_now
 from callshield.models import Action
-from callshield.numbers import NumberRules, classify
+from callshield.numbers import NumberRules, Target, classify
 from callshield.policy import Decision, Reason
 from callshield.privacy import mask
 from callshield.store.base import ShieldStore
-
-if TYPE_CHECKING:
-    from callshield.ari.guard import GateLedger
 
 log = logging.getLogger(__name__)
 
 HANGUP_ATTEMPTS = 3
 RETRY_DELAY = 0.05
 AUDIT_ACTION = "bypass-blocked"
+HUNG_UP = f"hung up (cause {BLOCK_CAUSE})"
 NOT_GATED = "not-gated"
 """Reason of a strict-mode block: the leg did not pass the gate."""
 
@@ -49,9 +47,18 @@ NOT_GATED = "not-gated"
 class Resolved:
     """A leg's number as read, before any store work."""
 
-    masked: str
-    e164: str | None = field(repr=False)
-    exempt: bool = False
+    raw: str = field(repr=False)
+    target: Target | None = field(repr=False)
+    """None if the number cannot be read (the gate's check then blocks it, reason ``error``)."""
+
+    @property
+    def e164(self) -> str | None:
+        return self.target.e164 if self.target is not None else None
+
+    @property
+    def masked(self) -> str:
+        """Computed when shown only (legs that passed the gate never are)."""
+        return self.target.masked if self.target is not None else mask(self.raw)
 
 
 class LegJudge:
@@ -83,10 +90,9 @@ class LegJudge:
     def resolve(self, leg: OutboundLeg) -> Resolved:
         """The leg's number read like the gate reads it; unreadable: masked only."""
         try:
-            target = classify(leg.number, self._rules)
+            return Resolved(leg.number, classify(leg.number, self._rules))
         except NumberError:
-            return Resolved(mask(leg.number), None)
-        return Resolved(target.masked, target.e164, target.exempt)
+            return Resolved(leg.number, None)
 
     def passed_gate(self, leg: OutboundLeg, number: Resolved) -> bool:
         """True (and counted) if the gate allowed this number for the channel that dialled it."""
@@ -117,7 +123,7 @@ class LegJudge:
             )
             return
         self.counts["blocked"] += 1
-        hung_up = await self._hang_up(leg.channel_id)
+        outcome = await self._hang_up(leg.channel_id)
         log.warning(
             "guard %s: leg %s (%s) to %s did not pass the gate and is blocked (%s: %s); %s",
             self.name,
@@ -126,27 +132,26 @@ class LegJudge:
             verdict.masked,
             decision.reason,
             decision.rule,
-            f"hung up (cause {BLOCK_CAUSE})" if hung_up else "it had already ended",
+            outcome,
         )
-        await self._audit(leg, verdict, hung_up)
+        await self._audit(leg, verdict, outcome == HUNG_UP)
 
-    async def _hang_up(self, channel_id: str) -> bool:
-        """DELETE the leg with cause 21; False if it was already gone or could not be reached."""
+    async def _hang_up(self, channel_id: str) -> str:
+        """DELETE the leg with cause 21 (retried on ARI failures); says how it went."""
         for attempt in range(1, HANGUP_ATTEMPTS + 1):
             try:
                 await self._client.hangup(channel_id, reason_code=BLOCK_CAUSE)
-                return True
+                return HUNG_UP
             except AriRequestError as e:
                 if e.status == 404:
-                    return False
+                    return "it had already ended"
                 error: PeerError = e
             except PeerError as e:
                 error = e
-            if attempt == HANGUP_ATTEMPTS:
-                log.error("guard %s: could not hang up leg %s (%s)", self.name, channel_id, error)
-                return False
-            await asyncio.sleep(RETRY_DELAY * attempt)
-        return False
+            if attempt < HANGUP_ATTEMPTS:
+                await asyncio.sleep(RETRY_DELAY * attempt)
+        log.error("guard %s: could not hang up leg %s (%s)", self.name, channel_id, error)
+        return "the hang-up failed"
 
     async def _audit(self, leg: OutboundLeg, verdict: Verdict, hung_up: bool) -> None:
         detail = {
@@ -165,7 +170,7 @@ class LegJudge:
 
 
 def _strict_verdict(number: Resolved) -> Verdict:
-    if number.exempt:
+    if number.target is not None and number.target.exempt:
         return Verdict(Decision(Action.ALLOW, Reason.EXEMPT, rule="exempt short code"), number.masked, None)
     decision = Decision(Action.BLOCK, NOT_GATED, rule="strict mode: did not pass the gate")
     return Verdict(decision, number.masked, number.e164)

@@ -26,12 +26,15 @@ from callshield.agi.gate import GATE_SCRIPT, gate_handler
 from callshield.ari.app import StasisApp
 from callshield.ari.capture import KeypadCapture
 from callshield.ari.client import AriClient, AriConfig
+from callshield.ari.guard import EventHook, GateLedger, GuardApp
+from callshield.ari.guard_legs import LegMatcher
 from callshield.ari.optout import OptOut
 from callshield.capture import RefusalRecorder, replay_forever
 from callshield.capture_config import CaptureSettings, capture_settings
 from callshield.config import Settings
 from callshield.errors import CallShieldError, ConfigError
 from callshield.gate import Gate, utc_now
+from callshield.guard_config import GuardSettings, guard_settings
 from callshield.journal import Journal
 from callshield.keys import load_key
 from callshield.service_config import AriServer, ServiceSettings
@@ -40,6 +43,16 @@ from callshield.store.base import ShieldStore
 
 log = logging.getLogger(__name__)
 
+DIALER_EVENTS = frozenset(
+    {
+        "ChannelDtmfReceived",
+        "ChannelEnteredBridge",
+        "ChannelLeftBridge",
+        "BridgeDestroyed",
+        "ChannelDestroyed",
+    }
+)
+"""Events the guard's connection hands to the dialer-mode keypad capture."""
 SHUTDOWN_GRACE = 5.0
 REPLAY_INTERVAL = 5.0
 """Seconds between replays of the refusal journal into the store."""
@@ -52,6 +65,9 @@ async def serve(settings: Settings, service: ServiceSettings, stop: asyncio.Even
     stop = stop or _signal_event()
     key = load_key(settings)
     capture = capture_settings(settings)
+    guard = guard_settings(settings)
+    if guard.enabled and not service.servers:
+        raise ConfigError("[guard] enabled needs an [[ari.server]] to watch")
     store = await open_store(settings.store, key)
     try:
         recorder = RefusalRecorder(store, settings.periods, Journal(capture.journal, key), "service")
@@ -62,7 +78,7 @@ async def serve(settings: Settings, service: ServiceSettings, stop: asyncio.Even
             audit_decisions=service.gate.audit_decisions,
             pending=recorder.pending,
         )
-        await _run(store, Parts(settings, service, capture, gate, recorder), stop)
+        await _run(store, Parts(settings, service, capture, gate, recorder, guard, GateLedger()), stop)
     finally:
         await store.close()
 
@@ -76,6 +92,9 @@ class Parts:
     capture: CaptureSettings
     gate: Gate
     recorder: RefusalRecorder
+    guard: GuardSettings
+    ledger: GateLedger
+    """Calls the gate allowed, so the guard leaves their outbound legs alone."""
 
 
 async def _run(store: ShieldStore, parts: Parts, stop: asyncio.Event) -> None:
@@ -86,13 +105,17 @@ async def _run(store: ShieldStore, parts: Parts, stop: asyncio.Event) -> None:
         await agi.start()
         log.info("FastAGI gate listening on %s:%d", service.agi.host, agi.port)
     apps = [_stasis_app(server, parts) for server in service.servers]
+    guards = [_guard_app(server, store, parts) for server in service.servers] if parts.guard.enabled else []
     tasks = [asyncio.create_task(app.run(), name=f"ari-{app.name}") for app in apps]
+    tasks += [asyncio.create_task(guard.run(), name=f"guard-{guard.name}") for guard in guards]
     tasks.append(asyncio.create_task(_purge_forever(store, service.purge_interval), name="purge"))
     tasks.append(asyncio.create_task(replay_forever(parts.recorder, REPLAY_INTERVAL), name="replay"))
     log.info("callshield serving %d Asterisk server(s)", len(apps))
     await stop.wait()
     log.info("stopping: finishing the decisions in flight")
-    await asyncio.gather(*(app.stop(SHUTDOWN_GRACE) for app in apps))
+    await asyncio.gather(
+        *(app.stop(SHUTDOWN_GRACE) for app in apps), *(guard.stop(SHUTDOWN_GRACE) for guard in guards)
+    )
     if agi is not None:
         await agi.close(SHUTDOWN_GRACE)
     for task in tasks:
@@ -102,7 +125,7 @@ async def _run(store: ShieldStore, parts: Parts, stop: asyncio.Event) -> None:
 
 
 def _agi_routes(parts: Parts) -> dict[str, Handler]:
-    routes = {GATE_SCRIPT: gate_handler(parts.gate)}
+    routes = {GATE_SCRIPT: gate_handler(parts.gate, parts.ledger)}
     if parts.capture.enabled:
         rules = parts.settings.numbers
         routes[MARK_SCRIPT] = mark_handler(parts.recorder, rules)
@@ -127,6 +150,40 @@ def _stasis_app(server: AriServer, parts: Parts) -> StasisApp:
         hangup_blocked=parts.service.gate.hangup_blocked,
         capture=capture,
         optout=optout,
+        ledger=parts.ledger if parts.guard.enabled else None,
+    )
+
+
+def _guard_app(server: AriServer, store: ShieldStore, parts: Parts) -> GuardApp:
+    """The guard for one server; it also carries the dialer-mode keypad capture (it sees every
+    channel, so the code works on calls that never passed the gate)."""
+    guard, rules, cap = parts.guard, parts.settings.numbers, parts.capture
+    client = AriClient(AriConfig(f"{server.url}/ari", server.username, server.password, app=guard.app))
+    checker = Gate(store, rules, timeout=parts.service.gate.timeout, pending=parts.recorder.pending)
+    hooks: list[EventHook] = []
+    if cap.enabled:
+        legs = LegMatcher(guard)
+        dialer = KeypadCapture(
+            client,
+            parts.recorder,
+            cap.keypad,
+            rules,
+            app=server.app,
+            pbx=server.name,
+            tone=cap.tone,
+            is_customer_leg=lambda channel: legs.is_trunk(channel.name),
+        )
+        hooks.append(dialer.on_event)
+    return GuardApp(
+        server.name,
+        client,
+        checker,
+        store,
+        guard,
+        rules,
+        parts.ledger,
+        hooks=hooks,
+        hook_events=DIALER_EVENTS,
     )
 
 

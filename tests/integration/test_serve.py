@@ -116,7 +116,9 @@ async def fake() -> AsyncIterator[FakeAri]:
         yield running
 
 
-async def start_service(tmp_path: Path, fake: FakeAri, agi_port: int) -> asyncio.subprocess.Process:
+async def start_service(
+    tmp_path: Path, fake: FakeAri, agi_port: int, extra: str = ""
+) -> asyncio.subprocess.Process:
     config = tmp_path / "callshield.toml"
     config.write_text(
         f'[store]\npath = "{tmp_path}/shield.db"\nkey_file = "{tmp_path}/shield.key"\n'
@@ -124,7 +126,7 @@ async def start_service(tmp_path: Path, fake: FakeAri, agi_port: int) -> asyncio
         f'[agi]\nlisten = "127.0.0.1:{agi_port}"\n'
         f'[capture]\njournal = "{tmp_path}/refusals.journal"\n'
         f'[[ari.server]]\nname = "pbx1"\nurl = "{fake.url.removesuffix("/ari")}"\n'
-        f'username = "{fake.username}"\npassword_file = "{tmp_path}/ari.secret"\n'
+        f'username = "{fake.username}"\npassword_file = "{tmp_path}/ari.secret"\n' + extra
     )
     (tmp_path / "ari.secret").write_text(fake.password + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSHIELD_")} | {
@@ -179,3 +181,37 @@ async def test_serve_gates_over_ari_and_fastagi_and_stops_cleanly_on_sigterm(
     for digits in ("13800138000", "13900139000"):
         assert digits not in log
     assert fake.password not in log
+
+
+async def test_serve_with_the_guard_ends_bypasses_and_dialer_refusals(tmp_path: Path, fake: FakeAri) -> None:
+    guard = '[guard]\nenabled = true\ntrunks = ["PJSIP/carrier"]\n'
+    proc = await start_service(tmp_path, fake, free_port(), guard)
+    try:
+        await fake.wait_connected("callshield", within=15)
+        await fake.wait_connected("callshield-guard", within=15)
+        bypass = await fake.dial(None, "13800138000@carrier")
+        agent = await until_decided(await fake.stasis_start("callshield", args=["gate", "13900139000"]))
+        gated = await fake.dial(agent.id, "13900139000@carrier", caller_number="13900139000")
+        async with asyncio.timeout(10):
+            while bypass.hangup_cause is None:
+                await asyncio.sleep(0.01)
+        assert bypass.hangup_cause == 21
+        dialer_agent = await fake.create_channel(name="PJSIP/agent5-00000000", caller_number="agent5")
+        customer = await fake.dial(dialer_agent.id, "13700137000@carrier", caller_number="13700137000")
+        await fake.answer_dial(customer.id)
+        await fake.bridge(dialer_agent.id, customer.id)
+        await fake.send_dtmf(dialer_agent.id, "*")
+        await fake.send_dtmf(dialer_agent.id, "9")
+        async with asyncio.timeout(10):
+            while customer.hangup_cause is None:
+                await asyncio.sleep(0.01)
+        assert gated.hangup_cause is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.stderr is not None
+        log = (await asyncio.wait_for(proc.stderr.read(), 15)).decode()
+        status = await proc.wait()
+    assert status == 0, log
+    assert customer.hangup_cause == 16
+    for digits in ("13800138000", "13900139000", "13700137000"):
+        assert digits not in log

@@ -1,0 +1,514 @@
+"""Benchmark: the guard on the full event stream of a busy PBX, against a bare websocket reader.
+
+A source process (pinned to one core when there are two) serves the few ARI operations the guard
+uses (events websocket, ``GET /channels``, ``DELETE /channels/{id}``) and writes event frames cut
+from ``dtmf_subscribe_all.jsonl`` (an agent's ``Dial()`` to the carrier): 20 frames per call,
+one outbound leg per call (3 ``Dial`` events, 2 ``ChannelDestroyed``, 15 others: ChannelVarset,
+ChannelCreated, bridges, DTMF, ...), fresh channel ids and a fresh number per call. Calls are 50%
+gated (the ledger holds them), 45% bypasses to clean numbers, 5% bypasses to shielded numbers
+(hung up, audited). The frames go out as fast as TCP takes them (pre-encoded websocket frames).
+
+Measured in this process (the other core), in interleaved passes over the same frames:
+
+* floor: a bare aiohttp websocket reader (``receive()`` until N text frames);
+* stream: callshield's ``EventStream`` with the guard's ``wanted`` types (parsing only);
+* guard: ``GuardApp`` (no server-side event filter: it gets every frame) + ``Gate`` + a real
+  ``SqliteStore``, until every leg of the pass is decided;
+* stream+ and guard+: the same with a PROPOSED EventStream prefilter (frames without
+  ``"type":"T"`` for a wanted T dropped before ``json.loads``; a bench-local subclass);
+* guard/F: the guard fed only what Asterisk sends under the guard's event filter (5 frames of
+  20 per call), counted in PBX events;
+
+and prints events/s (best and median), guard/floor (target >= 0.5x, and >= 20,000 events/s).
+Then the time from the ``Dial`` event to the hang-up request of a shielded bypass (target p99 <=
+5 ms): in-process (the guard handled the Dial -> it calls DELETE) and end to end (the source wrote
+the Dial frame -> it read the DELETE), idle (one call at a time) and under load (a paced
+background stream of ``--load-rate`` events/s). Nothing is asserted.
+
+    .venv/bin/python bench/guard.py                      # 20,000 calls (400,000 events) x 3
+    .venv/bin/python bench/guard.py --calls 2000 --repeats 1 --latency-calls 100   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Container, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from callshield import models
+from callshield.ari.client import AriClient, AriConfig, HangupReason
+from callshield.ari.events import ChannelDestroyed, Dial, Event
+from callshield.ari.guard import GUARD_EVENTS, GateLedger, GuardApp
+from callshield.ari.websocket import EventStream
+from callshield.gate import Gate
+from callshield.guard_config import GuardSettings
+from callshield.models import Scope
+from callshield.numbers import NumberRules
+from callshield.store.base import NewEntry
+from callshield.store.sqlite import SqliteStore
+
+CAPTURE = Path(__file__).resolve().parents[2] / "shared/asterisk/captures/dtmf_subscribe_all.jsonl"
+PICK = (0, 1, 2, 3, 14, 15, 16, 19, 21, 24, 25, 27, 31, 34, 36, 37, 50, 62, 76, 84)
+"""Frames of the capture that make one call (indices among its event frames)."""
+FIRST_DIAL = PICK.index(19)
+AGENT, PEER, NUMBER = "1795849090.0", "1795849090.1", "5557001"
+KINDS = (("gated", 0.50), ("clean", 0.45), ("shielded", 0.05))
+PROBE_EVERY = 20
+"""Under load, every PROBE_EVERY-th call is a shielded bypass (one per 400 events)."""
+SETTINGS = GuardSettings(enabled=True, trunks=frozenset({"PJSIP/carrier"}))
+OUT = Path(__file__).resolve().parent / "out"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LEGEND = """\
+  floor:   bare aiohttp websocket reader (receive() only)
+  stream:  EventStream(wanted=guard types) as shipped: every frame json-decoded
+  guard:   GuardApp as shipped on every frame (no server-side event filter)
+  stream+, guard+: the same with the PROPOSED EventStream prefilter on '"type":"T"' (bench-local)
+  guard/F: GuardApp fed what Asterisk sends with the guard's event filter (5 of 20 frames);
+           counted in PBX events (20 per call), not frames received"""
+
+
+@dataclass(frozen=True)
+class Call:
+    agent: str
+    peer: str
+    number: str
+    kind: str
+
+
+def plan(calls: int, seed: int, prefix: str, kinds: tuple[tuple[str, float], ...] = KINDS) -> list[Call]:
+    rng = random.Random(seed)
+    names, weights = zip(*kinds, strict=True)
+    first = {"gated": "137", "clean": "139", "shielded": "138"}
+    return [
+        Call(f"{prefix}.{2 * i}", f"{prefix}.{2 * i + 1}", f"{first[k]}{rng.randrange(10**8):08d}", k)
+        for i, k in enumerate(rng.choices(names, weights, k=calls))
+    ]
+
+
+def frame_types() -> list[str]:
+    raws = [json.loads(line)["raw"] for line in CAPTURE.read_text().splitlines() if '"event"' in line]
+    return [str(json.loads(raws[index])["type"]) for index in PICK]
+
+
+GUARD_PICKS = [i for i, t in enumerate(frame_types()) if t in GUARD_EVENTS]
+
+
+def templates() -> list[str]:
+    raws = [json.loads(line)["raw"] for line in CAPTURE.read_text().splitlines() if '"event"' in line]
+    out = []
+    for index in PICK:
+        text = raws[index].replace("{", "{{").replace("}", "}}")
+        out.append(text.replace(AGENT, "{a}").replace(PEER, "{p}").replace(NUMBER, "{n}"))
+    return out
+
+
+def ws_frame(text: str) -> bytes:
+    """An unmasked websocket text frame (server to client)."""
+    data = text.encode()
+    n = len(data)
+    if n < 126:
+        return b"\x81" + bytes([n]) + data
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + data
+    return b"\x81\x7f" + n.to_bytes(8, "big") + data
+
+
+# -- the source process -----------------------------------------------------------------------
+
+
+@dataclass
+class EventSource:
+    flood: list[Call]
+    latency: list[Call]
+    load: list[Call]
+    load_rate: float
+    frames: list[str] = field(default_factory=templates)
+    sent_at: dict[str, float] = field(default_factory=dict)
+    deleted_at: dict[str, float] = field(default_factory=dict)
+    deleted: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    def call_frames(self, call: Call, picks: range | list[int] | None = None) -> list[bytes]:
+        chosen = range(len(self.frames)) if picks is None else picks
+        return [ws_frame(self.frames[i].format(a=call.agent, p=call.peer, n=call.number)) for i in chosen]
+
+    async def events(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        transport = request.transport
+        assert transport is not None
+        reader = asyncio.create_task(_drain(ws))
+        scenarios = {"idle": self._idle, "load": self._load, "filtered": self._filtered}
+        await scenarios.get(request.query["app"], self._flood)(transport)
+        await reader
+        return ws
+
+    async def _flood(self, transport: asyncio.BaseTransport, picks: range | list[int] | None = None) -> None:
+        chunk = bytearray()
+        for call in self.flood:
+            chunk += b"".join(self.call_frames(call, picks))
+            if len(chunk) > 65536:
+                await _write(transport, bytes(chunk))
+                chunk.clear()
+        await _write(transport, bytes(chunk))
+
+    async def _filtered(self, transport: asyncio.BaseTransport) -> None:
+        """The flood as Asterisk sends it with the guard's event filter: its 5 frames of 20 per call."""
+        await self._flood(transport, GUARD_PICKS)
+
+    async def _idle(self, transport: asyncio.BaseTransport) -> None:
+        for call in self.latency:
+            frames = self.call_frames(call)
+            self.deleted[call.peer] = asyncio.Event()
+            await _write(transport, b"".join(frames[:FIRST_DIAL]))
+            self.sent_at[call.peer] = time.perf_counter()
+            await _write(transport, frames[FIRST_DIAL])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.deleted[call.peer].wait(), 1.0)
+            await _write(transport, b"".join(frames[-2:]))
+            await asyncio.sleep(0.002)
+
+    async def _load(self, transport: asyncio.BaseTransport) -> None:
+        """The load calls paced at ``load_rate`` events/s (frames built as they fall due)."""
+        started, sent = time.perf_counter(), 0
+        pending: list[tuple[bytes, str | None]] = []
+        calls = iter(self.load)
+        total = len(PICK) * len(self.load)
+        while sent < total:
+            due = min(total, int((time.perf_counter() - started) * self.load_rate) + 1)
+            batch: list[bytes] = []
+            probes: list[str] = []
+            while sent + len(batch) < due:
+                if not pending:
+                    call = next(calls)
+                    timed = call.peer if call.kind == "probe" else None
+                    frames = self.call_frames(call)
+                    pending = [(f, timed if i == FIRST_DIAL else None) for i, f in enumerate(frames)]
+                frame, probe = pending.pop(0)
+                batch.append(frame)
+                if probe is not None:
+                    probes.append(probe)
+            now = time.perf_counter()
+            for probe in probes:
+                self.sent_at[probe] = now
+            await _write(transport, b"".join(batch))
+            sent += len(batch)
+            await asyncio.sleep(0.001)
+
+    async def hangup(self, request: web.Request) -> web.Response:
+        peer = request.match_info["id"]
+        self.deleted_at[peer] = time.perf_counter()
+        if peer in self.deleted:
+            self.deleted[peer].set()
+        return web.Response(status=204)
+
+    async def results(self, request: web.Request) -> web.Response:
+        return web.json_response({"sent": self.sent_at, "deleted": self.deleted_at})
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    async for _ in ws:
+        pass
+
+
+async def _write(transport: asyncio.BaseTransport, data: bytes) -> None:
+    assert isinstance(transport, asyncio.WriteTransport)
+    transport.write(data)
+    while transport.get_write_buffer_size() > 1 << 20:  # noqa: ASYNC110 (no drain event on a raw transport)
+        await asyncio.sleep(0.0002)
+
+
+def source_main(source: EventSource, cpu: int | None, ports: multiprocessing.Queue[int]) -> None:
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+
+    async def serve() -> None:
+        app = web.Application()
+        app.router.add_get("/ari/events", source.events)
+        app.router.add_route("DELETE", "/ari/channels/{id}", source.hangup)
+        app.router.add_get("/ari/channels", lambda _: _json([]))
+        app.router.add_get("/bench/results", source.results)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        ports.put(runner.addresses[0][1])
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+async def _json(value: object) -> web.Response:
+    return web.json_response(value)
+
+
+# -- the subjects (this process) --------------------------------------------------------------
+
+
+class TimedClient(AriClient):
+    """Notes when each hang-up request starts."""
+
+    hangups: dict[str, float]
+
+    async def hangup(
+        self, channel_id: str, *, reason_code: int | None = None, reason: HangupReason | None = None
+    ) -> None:
+        self.hangups[channel_id] = time.perf_counter()
+        await super().hangup(channel_id, reason_code=reason_code, reason=reason)
+
+
+@dataclass
+class Counter:
+    """An extra event hook of the guard: when it saw its first event and the last ChannelDestroyed
+    of the pass (two per call), and when it handled each first Dial."""
+
+    calls: int
+    destroyed: int = 0
+    first: float = 0.0
+    last: float = 0.0
+    dials: dict[str, float] = field(default_factory=dict)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __call__(self, event: Event) -> None:
+        now = time.perf_counter()
+        self.first = self.first or now
+        if isinstance(event, Dial) and event.dialstatus == "":
+            self.dials[event.peer.id] = now
+        elif isinstance(event, ChannelDestroyed):
+            self.destroyed += 1
+            if self.destroyed == 2 * self.calls:
+                self.last = now
+                self.done.set()
+
+    def rate(self) -> float:
+        """PBX events per second: 20 per call, whether Asterisk sent them all or not."""
+        return len(PICK) * self.calls / (self.last - self.first)
+
+
+class PrefilterStream(EventStream):
+    """PROPOSED for EventStream (bench-local here): a frame without ``"type":"T"`` (compact JSON, as
+    Asterisk sends it) or ``"type": "T"`` (ari.conf ``pretty=yes``) for a wanted type T is not of
+    a wanted type, so it is dropped before ``json.loads``."""
+
+    def _parse(self, frame: str) -> Event | None:
+        if not any(needle in frame for needle in NEEDLES):
+            return None
+        return super()._parse(frame)
+
+
+NEEDLES = tuple(f'"type":{sep}"{name}"' for name in sorted(GUARD_EVENTS) for sep in ("", " "))
+
+
+class PrefilterClient(AriClient):
+    """An AriClient whose event streams are :class:`PrefilterStream` (bench only)."""
+
+    def events(
+        self,
+        apps: Sequence[str] | None = None,
+        *,
+        subscribe_all: bool = False,
+        wanted: Container[str] | None = None,
+        strict: bool = False,
+    ) -> EventStream:
+        opened = super().events(apps, subscribe_all=subscribe_all, wanted=wanted, strict=strict)
+        opened.__class__ = PrefilterStream
+        return opened
+
+
+class TimedPrefilterClient(PrefilterClient, TimedClient):
+    """Both."""
+
+
+def config(url: str, app: str) -> AriConfig:
+    return AriConfig(url, "bench", "bench", app=app, ws_heartbeat=None, request_timeout=5.0)
+
+
+async def floor(url: str, calls: int) -> float:
+    frames = len(PICK) * calls
+    params = {"app": "floor", "api_key": "bench:bench"}
+    async with aiohttp.ClientSession() as session, session.ws_connect(f"{url}/events", params=params) as ws:
+        count, first = 0, 0.0
+        while count < frames:
+            msg = await ws.receive()
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                count += 1
+                first = first or time.perf_counter()
+        return (frames - 1) / (time.perf_counter() - first)
+
+
+async def stream(url: str, calls: int, prefilter: bool) -> float:
+    """EventStream alone (the guard's ``wanted`` types parsed), until the pass's last event."""
+    counter = Counter(calls)
+    client = (PrefilterClient if prefilter else AriClient)(config(url, "stream"))
+    async with client, client.events(wanted=GUARD_EVENTS) as events:
+        async for event in events:
+            counter(event)
+            if counter.done.is_set():
+                break
+    return counter.rate()
+
+
+async def run_guard(
+    url: str, app: str, store: SqliteStore, ledger: GateLedger, calls: int, *, prefilter: bool = False
+) -> tuple[float, GuardApp, Counter, TimedClient]:
+    counter = Counter(calls)
+    client = (TimedPrefilterClient if prefilter else TimedClient)(config(url, app))
+    client.hangups = {}
+    rules = NumberRules()
+    settings = replace(SETTINGS, app=app)
+    guard = GuardApp(
+        app, client, Gate(store, rules), store, settings, rules, ledger, hooks=[counter], server_filter=False
+    )
+    task = asyncio.create_task(guard.run())
+    await asyncio.wait_for(counter.done.wait(), 600)
+    while sum(guard.judge.counts.values()) < calls:  # noqa: ASYNC110 (polled: no event to wait on)
+        await asyncio.sleep(0.0005)
+    counter.last = time.perf_counter()  # every leg decided
+    rate = counter.rate()
+    await guard.stop()
+    await task
+    return rate, guard, counter, client
+
+
+def quantiles(values: list[float]) -> str:
+    if not values:
+        return "no samples"
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return (
+        f"p50 {statistics.median(ordered) * 1e3:6.3f} ms  p99 {p99 * 1e3:6.3f} ms"
+        f"  max {ordered[-1] * 1e3:6.3f} ms  n={len(ordered)}"
+    )
+
+
+def rates(name: str, values: list[float], floor_median: float | None = None) -> None:
+    ratio = f"  {statistics.median(values) / floor_median:.2f}x the floor" if floor_median else ""
+    print(f"  {name:<7} best {max(values):9,.0f} events/s  median {statistics.median(values):9,.0f}{ratio}")
+
+
+async def latency(url: str, app: str, store: SqliteStore, ledger: GateLedger, calls: list[Call]) -> None:
+    _, guard, counter, client = await run_guard(url, app, store, ledger, len(calls))
+    probes = [c.peer for c in calls if c.kind in ("probe", "shielded")]
+    async with aiohttp.ClientSession() as session, session.get(url.replace("/ari", "/bench/results")) as r:
+        seen = await r.json()
+    inner = [client.hangups[p] - counter.dials[p] for p in probes if p in client.hangups]
+    outer = [seen["deleted"][p] - seen["sent"][p] for p in probes if p in seen["deleted"]]
+    print(f"  {app:<5} in-process  Dial handled -> DELETE sent: {quantiles(inner)}")
+    print(f"  {app:<5} end to end  Dial written -> DELETE read:  {quantiles(outer)}")
+    print(f"        legs {dict(guard.judge.counts)}")
+
+
+async def main(args: argparse.Namespace) -> None:
+    OUT.mkdir(exist_ok=True)
+    log_file = OUT / "guard.log"
+    logging.basicConfig(filename=log_file, filemode="w", level=args.log_level, format=LOG_FORMAT)
+    cpus = sorted(os.sched_getaffinity(0))
+    source_cpu, own_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
+    flood = plan(args.calls, args.seed, "1795849")
+    probes = plan(args.latency_calls, args.seed + 1, "1795850", (("shielded", 1.0),))
+    load = plan(args.latency_calls * PROBE_EVERY, args.seed + 2, "1795851", (("gated", 0.5), ("clean", 0.5)))
+    for i, probe in enumerate(probes):
+        at = i * PROBE_EVERY + PROBE_EVERY // 2
+        load[at] = Call(load[at].agent, load[at].peer, probe.number, "probe")
+    source = EventSource(flood, probes, load, args.load_rate)
+    ports: multiprocessing.Queue[int] = multiprocessing.Queue()
+    process = multiprocessing.get_context("fork").Process(
+        target=source_main, args=(source, source_cpu, ports), daemon=True
+    )
+    process.start()
+    if own_cpu is not None:
+        os.sched_setaffinity(0, {own_cpu})
+    url = f"http://127.0.0.1:{ports.get(timeout=30)}/ari"
+    print(f"guard benchmark; callshield logs at {args.log_level} to {log_file}")
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await SqliteStore.open(Path(tmp) / "shield.db", os.urandom(32))
+        try:
+            await _run(args, url, store, flood, probes, load)
+        finally:
+            await store.close()
+    process.terminate()
+    where = f"source on CPU {source_cpu}, subjects on CPU {own_cpu}" if own_cpu is not None else "not pinned"
+    print(f"{os.cpu_count()} CPUs, {where}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+async def _run(
+    args: argparse.Namespace,
+    url: str,
+    store: SqliteStore,
+    flood: list[Call],
+    probes: list[Call],
+    load: list[Call],
+) -> None:
+    now, until = datetime.now(UTC), datetime.now(UTC) + timedelta(days=365)
+    for call in [c for c in flood if c.kind == "shielded"] + probes:
+        entry = NewEntry("+86" + call.number, Scope(), models.Source.IMPORT, "bench", until)
+        await store.add(entry, "bench", now)
+    ledger = GateLedger(ttl=3600, max_entries=10**7)
+    for call in flood + load:
+        if call.kind == "gated":
+            ledger.allowed(call.agent, "+86" + call.number)
+    size = sum(len(ws_frame(t.format(a=AGENT, p=PEER, n="13800138000"))) for t in templates()) / len(PICK)
+    kinds = {k: sum(c.kind == k for c in flood) for k, _ in KINDS}
+    calls = len(flood)
+    print(
+        f"{calls:,} calls x {len(PICK)} frames = {len(PICK) * calls:,} events per pass, {size:.0f} B/frame,"
+    )
+    print(f"one outbound leg per call {kinds}; {args.repeats} interleaved passes")
+    subjects: dict[str, Callable[[], Awaitable[float]]] = {
+        "floor": lambda: floor(url, calls),
+        "stream": lambda: stream(url, calls, prefilter=False),
+        "guard": lambda: _guard_rate(url, "flood", store, ledger, calls, prefilter=False),
+        "stream+": lambda: stream(url, calls, prefilter=True),
+        "guard+": lambda: _guard_rate(url, "flood-pf", store, ledger, calls, prefilter=True),
+        "guard/F": lambda: _guard_rate(url, "filtered", store, ledger, calls, prefilter=False),
+    }
+    results: dict[str, list[float]] = {name: [] for name in subjects}
+    for rep in range(args.repeats):
+        for name, measure in subjects.items():
+            results[name].append(await measure())
+            print(f"  pass {rep + 1} {name:<7} {results[name][-1]:9,.0f} events/s", flush=True)
+    base = statistics.median(results["floor"])
+    print("PBX events/s (guard target >= 0.5x the floor and >= 20,000/s):")
+    for name, values in results.items():
+        rates(name, values, None if name == "floor" else base)
+    print(LEGEND)
+    print("Dial -> hang-up request of a shielded bypass (target p99 <= 5 ms):")
+    await latency(url, "idle", store, ledger, probes)
+    print(f"  (load: {args.load_rate:,.0f} events/s, a shielded bypass every {PROBE_EVERY} calls)")
+    await latency(url, "load", store, ledger, load)
+
+
+async def _guard_rate(
+    url: str, app: str, store: SqliteStore, ledger: GateLedger, calls: int, *, prefilter: bool
+) -> float:
+    rate, _, _, _ = await run_guard(url, app, store, ledger, calls, prefilter=prefilter)
+    return rate
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=20_000, help="calls per pass (20 events each)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--latency-calls", type=int, default=300, help="shielded bypasses timed per phase")
+    parser.add_argument("--load-rate", type=float, default=20_000, help="events/s of the loaded phase")
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--log-level", default="INFO", help="callshield's log level (to bench/out/guard.log)")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(arguments()))
