@@ -128,11 +128,14 @@ class AriClient:
         subscribe_all: bool = False,
         wanted: Container[str] | None = None,
         strict: bool = False,
+        only_wanted: bool = False,
     ) -> EventStream:
         """A new, not yet connected, events websocket: ``async with client.events() as s``.
 
         ``apps`` defaults to ``[config.app]``; ``subscribe_all`` asks for every channel's events;
-        ``wanted`` limits which event types are parsed (see :func:`~callshield.ari.events.parse_event`).
+        ``wanted`` limits which event types are parsed (see :func:`~callshield.ari.events.parse_event`);
+        ``only_wanted`` drops the other frames before any JSON parsing instead of yielding them as
+        ``UnknownEvent`` (for the guard, which sees the whole PBX's event stream).
         """
         names = tuple(apps) if apps is not None else (self.config.app,)
         query = {"app": ",".join(names), "api_key": f"{self.config.username}:{self.config.password}"}
@@ -146,6 +149,7 @@ class AriClient:
             connect_timeout=self.config.connect_timeout,
             wanted=wanted,
             strict=strict,
+            only_wanted=only_wanted,
         )
         self._streams.add(stream)
         return stream

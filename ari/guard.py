@@ -110,7 +110,9 @@ class GuardApp:
         healthy = True
         while not self._stopping.is_set():
             try:
-                async with self._client.events([self.app], subscribe_all=True, wanted=self._wanted) as stream:
+                async with self._client.events(
+                    [self.app], subscribe_all=True, wanted=self._wanted, only_wanted=True
+                ) as stream:
                     self._stream = stream
                     if self._stopping.is_set():
                         break

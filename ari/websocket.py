@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Container
+import re
+from collections.abc import Collection, Container
 from types import TracebackType
 
 import aiohttp
@@ -61,6 +62,7 @@ class EventStream:
         connect_timeout: float,
         wanted: Container[str] | None = None,
         strict: bool = False,
+        only_wanted: bool = False,
     ) -> None:
         self.apps = apps
         """The applications this connection registers (``app=a,b``)."""
@@ -71,6 +73,9 @@ class EventStream:
         self._heartbeat = heartbeat
         self._connect_timeout = connect_timeout
         self._wanted = wanted
+        self._prefilter = _type_filter(wanted) if only_wanted else None
+        """With ``only_wanted``: frames of other types are dropped before any JSON parsing (a busy
+        PBX sends the guard thousands of frames a second, most of them ChannelVarset)."""
         self._strict = strict
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._closing = False
@@ -131,6 +136,8 @@ class EventStream:
         while not self._done:
             msg = await ws.receive()
             if msg.type is aiohttp.WSMsgType.TEXT:
+                if self._prefilter is not None and not self._prefilter.search(msg.data):
+                    continue
                 event = self._parse(msg.data)
                 if event is not None:
                     return event
@@ -155,6 +162,15 @@ class EventStream:
             raise exc
         self.malformed += 1
         logger.warning("ARI event frame skipped: %s", exc)
+
+
+def _type_filter(wanted: Container[str] | None) -> re.Pattern[str] | None:
+    """A pattern that finds ``"type":"T"`` for the wanted types T (and Asterisk's MissingParams),
+    whatever the spacing (``pretty = yes`` in ari.conf); None when every frame is wanted."""
+    if wanted is None or not isinstance(wanted, Collection):
+        return None
+    names = sorted({*wanted, "MissingParams"})
+    return re.compile(r'"type"\s*:\s*"(?:' + "|".join(re.escape(n) for n in names) + r')"')
 
 
 def _close_reason(msg: aiohttp.WSMessage, ws: aiohttp.ClientWebSocketResponse) -> str:

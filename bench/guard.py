@@ -11,11 +11,10 @@ gated (the ledger holds them), 45% bypasses to clean numbers, 5% bypasses to shi
 Measured in this process (the other core), in interleaved passes over the same frames:
 
 * floor: a bare aiohttp websocket reader (``receive()`` until N text frames);
-* stream: callshield's ``EventStream`` with the guard's ``wanted`` types (parsing only);
+* stream: callshield's ``EventStream`` as the guard opens it (``wanted`` = the guard's types,
+  ``only_wanted``: other frames dropped on a ``"type":"T"`` match before ``json.loads``);
 * guard: ``GuardApp`` (no server-side event filter: it gets every frame) + ``Gate`` + a real
   ``SqliteStore``, until every leg of the pass is decided;
-* stream+ and guard+: the same with a PROPOSED EventStream prefilter (frames without
-  ``"type":"T"`` for a wanted T dropped before ``json.loads``; a bench-local subclass);
 * guard/F: the guard fed only what Asterisk sends under the guard's event filter (5 frames of
   20 per call), counted in PBX events;
 
@@ -42,7 +41,7 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Container, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,7 +52,6 @@ from callshield import models
 from callshield.ari.client import AriClient, AriConfig, HangupReason
 from callshield.ari.events import ChannelDestroyed, Dial, Event
 from callshield.ari.guard import GUARD_EVENTS, GateLedger, GuardApp
-from callshield.ari.websocket import EventStream
 from callshield.gate import Gate
 from callshield.guard_config import GuardSettings
 from callshield.models import Scope
@@ -74,9 +72,8 @@ OUT = Path(__file__).resolve().parent / "out"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LEGEND = """\
   floor:   bare aiohttp websocket reader (receive() only)
-  stream:  EventStream(wanted=guard types) as shipped: every frame json-decoded
+  stream:  EventStream(wanted=guard types, only_wanted) as the guard opens it
   guard:   GuardApp as shipped on every frame (no server-side event filter)
-  stream+, guard+: the same with the PROPOSED EventStream prefilter on '"type":"T"' (bench-local)
   guard/F: GuardApp fed what Asterisk sends with the guard's event filter (5 of 20 frames);
            counted in PBX events (20 per call), not frames received"""
 
@@ -297,40 +294,6 @@ class Counter:
         return len(PICK) * self.calls / (self.last - self.first)
 
 
-class PrefilterStream(EventStream):
-    """PROPOSED for EventStream (bench-local here): a frame without ``"type":"T"`` (compact JSON, as
-    Asterisk sends it) or ``"type": "T"`` (ari.conf ``pretty=yes``) for a wanted type T is not of
-    a wanted type, so it is dropped before ``json.loads``."""
-
-    def _parse(self, frame: str) -> Event | None:
-        if not any(needle in frame for needle in NEEDLES):
-            return None
-        return super()._parse(frame)
-
-
-NEEDLES = tuple(f'"type":{sep}"{name}"' for name in sorted(GUARD_EVENTS) for sep in ("", " "))
-
-
-class PrefilterClient(AriClient):
-    """An AriClient whose event streams are :class:`PrefilterStream` (bench only)."""
-
-    def events(
-        self,
-        apps: Sequence[str] | None = None,
-        *,
-        subscribe_all: bool = False,
-        wanted: Container[str] | None = None,
-        strict: bool = False,
-    ) -> EventStream:
-        opened = super().events(apps, subscribe_all=subscribe_all, wanted=wanted, strict=strict)
-        opened.__class__ = PrefilterStream
-        return opened
-
-
-class TimedPrefilterClient(PrefilterClient, TimedClient):
-    """Both."""
-
-
 def config(url: str, app: str) -> AriConfig:
     return AriConfig(url, "bench", "bench", app=app, ws_heartbeat=None, request_timeout=5.0)
 
@@ -348,11 +311,11 @@ async def floor(url: str, calls: int) -> float:
         return (frames - 1) / (time.perf_counter() - first)
 
 
-async def stream(url: str, calls: int, prefilter: bool) -> float:
-    """EventStream alone (the guard's ``wanted`` types parsed), until the pass's last event."""
+async def stream(url: str, calls: int) -> float:
+    """EventStream alone, as the guard opens it, until the pass's last event."""
     counter = Counter(calls)
-    client = (PrefilterClient if prefilter else AriClient)(config(url, "stream"))
-    async with client, client.events(wanted=GUARD_EVENTS) as events:
+    client = AriClient(config(url, "stream"))
+    async with client, client.events(wanted=GUARD_EVENTS, only_wanted=True) as events:
         async for event in events:
             counter(event)
             if counter.done.is_set():
@@ -361,10 +324,10 @@ async def stream(url: str, calls: int, prefilter: bool) -> float:
 
 
 async def run_guard(
-    url: str, app: str, store: SqliteStore, ledger: GateLedger, calls: int, *, prefilter: bool = False
+    url: str, app: str, store: SqliteStore, ledger: GateLedger, calls: int
 ) -> tuple[float, GuardApp, Counter, TimedClient]:
     counter = Counter(calls)
-    client = (TimedPrefilterClient if prefilter else TimedClient)(config(url, app))
+    client = TimedClient(config(url, app))
     client.hangups = {}
     rules = NumberRules()
     settings = replace(SETTINGS, app=app)
@@ -468,11 +431,9 @@ async def _run(
     print(f"one outbound leg per call {kinds}; {args.repeats} interleaved passes")
     subjects: dict[str, Callable[[], Awaitable[float]]] = {
         "floor": lambda: floor(url, calls),
-        "stream": lambda: stream(url, calls, prefilter=False),
-        "guard": lambda: _guard_rate(url, "flood", store, ledger, calls, prefilter=False),
-        "stream+": lambda: stream(url, calls, prefilter=True),
-        "guard+": lambda: _guard_rate(url, "flood-pf", store, ledger, calls, prefilter=True),
-        "guard/F": lambda: _guard_rate(url, "filtered", store, ledger, calls, prefilter=False),
+        "stream": lambda: stream(url, calls),
+        "guard": lambda: _guard_rate(url, "flood", store, ledger, calls),
+        "guard/F": lambda: _guard_rate(url, "filtered", store, ledger, calls),
     }
     results: dict[str, list[float]] = {name: [] for name in subjects}
     for rep in range(args.repeats):
@@ -490,10 +451,8 @@ async def _run(
     await latency(url, "load", store, ledger, load)
 
 
-async def _guard_rate(
-    url: str, app: str, store: SqliteStore, ledger: GateLedger, calls: int, *, prefilter: bool
-) -> float:
-    rate, _, _, _ = await run_guard(url, app, store, ledger, calls, prefilter=prefilter)
+async def _guard_rate(url: str, app: str, store: SqliteStore, ledger: GateLedger, calls: int) -> float:
+    rate, _, _, _ = await run_guard(url, app, store, ledger, calls)
     return rate
 
 

@@ -296,3 +296,19 @@ async def test_slow_and_failing_server(fake_ari: FakeAri, ari_config: AriConfig)
 def test_config_is_checked() -> None:
     with pytest.raises(ConfigError):
         AriClient(AriConfig("ftp://pbx/ari", "u", "p", app="shield"))
+
+
+async def test_only_wanted_drops_other_frames_before_parsing(
+    fake_ari: FakeAri, ari_client: AriClient
+) -> None:
+    wanted = {"Dial", "ChannelDtmfReceived"}
+    stream = ari_client.events(["callshield-guard"], subscribe_all=True, wanted=wanted, only_wanted=True)
+    async with stream:
+        await fake_ari.wait_connected("callshield-guard")
+        await fake_ari.send_raw('{"type":"ChannelVarset", not json at all', "callshield-guard")
+        peer = await fake_ari.dial(None, "5559999@carrier")
+        await fake_ari.answer_dial(peer.id)
+        await fake_ari.send_dtmf(peer.id, "9")
+        seen = [await anext(stream) for _ in range(4)]
+    assert [type(e).__name__ for e in seen] == ["Dial", "Dial", "Dial", "ChannelDtmfReceived"]
+    assert stream.malformed == 0
