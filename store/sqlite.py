@@ -6,10 +6,12 @@ survives a power cut. A caller that is cancelled (a timeout) does not cancel its
 transaction finishes (commit or rollback) in the background, so the connection is never left
 inside a half-done transaction.
 
-The gate's :meth:`SqliteStore.lookup` is the one exception to the thread: it is two index point
-look-ups (6-9 us) on a read-only connection, run inline on the event loop, because every aiosqlite
-await is a thread hop that costs 60-340 us here. WAL readers never wait for writers; if SQLite ever
-answers BUSY (WAL recovery after a crash), the look-up falls back to the aiosqlite thread.
+The gate's :meth:`SqliteStore.lookup` is the one exception to the thread: it is one index point
+look-up (6-9 us) on a read-only connection, run inline on the event loop, because every aiosqlite
+await is a thread hop that costs 60-340 us here. Prefix rules are few and rarely change: they are
+kept in memory and reloaded when ``PRAGMA data_version`` says another connection committed.
+WAL readers never wait for writers; if SQLite ever answers BUSY (WAL recovery after a crash), the
+look-up falls back to the aiosqlite thread.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ from callshield.store.sqlite_tx import Writer, prepare, translate
 
 log = logging.getLogger(__name__)
 
+_ENTRIES = (
+    "SELECT 0, scope, masked, source, reason, created_at, expires_at FROM entries WHERE number_hash = ?"
+)
+_PREFIX_RULES = "SELECT 1, scope, prefix, action, reason, created_at, expires_at FROM prefixes"
 _LOOKUP = (
     "SELECT 0, scope, masked, source, reason, created_at, expires_at FROM entries WHERE number_hash = ?"
     " UNION ALL SELECT 1, scope, prefix, action, reason, created_at, expires_at FROM prefixes"
@@ -57,6 +63,8 @@ class SqliteStore(ShieldStore):
         self._db = writer
         self._reader = reader
         self._w = Writer(writer, self._ckey, path)
+        self._rules: dict[str, list[rows.Row]] = {}
+        self._rules_version: object = None
 
     @classmethod
     async def open(cls, path: Path, key: bytes, *, create: bool = True) -> SqliteStore:
@@ -79,15 +87,38 @@ class SqliteStore(ShieldStore):
 
     async def lookup(self, e164: str) -> Matches:
         number_hash = self.hash(e164)
-        params = self._lookup_params(number_hash, e164)
+        try:
+            found = self._lookup_inline(number_hash, e164)
+        except sqlite3.Error as e:
+            found = await self._lookup_on_thread(number_hash, e164, e)
+        return rows.matches(found, number_hash)
+
+    def _lookup_inline(self, number_hash: bytes, e164: str) -> list[rows.Row]:
+        """The entry point query, plus the prefix rules from memory. The rules (a handful, rarely
+        changed) are reloaded whenever another connection committed anything since the last look."""
+        reader = self._reader
+        version = reader.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._rules_version:
+            table: dict[str, list[rows.Row]] = {}
+            for rule in reader.execute(_PREFIX_RULES):
+                table.setdefault(rule[2], []).append(rule)
+            self._rules, self._rules_version = table, version
+        found: list[rows.Row] = reader.execute(_ENTRIES, (number_hash,)).fetchall()
+        if self._rules:
+            for n in range(2, len(e164) + 1):
+                found.extend(self._rules.get(e164[:n], ()))
+        return found
+
+    async def _lookup_on_thread(self, number_hash: bytes, e164: str, error: sqlite3.Error) -> list[rows.Row]:
+        """SQLite answered BUSY inline (WAL recovery after a crash): ask again on the store thread,
+        where a busy timeout may wait. Any other error is translated and raised."""
         try:
             with translate(self.path):
-                found = self._reader.execute(_LOOKUP, params).fetchall()
+                raise error
         except StoreUnavailable:
             log.info("inline look-up busy, retrying on the store thread")
-            with translate(self.path):
-                found = list(await self._db.execute_fetchall(_LOOKUP, params))
-        return rows.matches(found, number_hash)
+        with translate(self.path):
+            return list(await self._db.execute_fetchall(_LOOKUP, self._lookup_params(number_hash, e164)))
 
     @staticmethod
     def _lookup_params(number_hash: bytes, e164: str) -> tuple[object, ...]:

@@ -194,3 +194,25 @@ async def test_a_cancelled_write_does_not_leave_the_store_stuck(tmp_path: Path, 
             await asyncio.sleep(0.01)
     assert (await store.verify_audit()).ok
     await store.close()
+
+
+async def test_prefix_rules_changed_by_another_process_apply_at_the_next_lookup(
+    tmp_path: Path, key: bytes
+) -> None:
+    from callshield.models import Action, PrefixRule
+
+    path = tmp_path / "shield.db"
+    await make_store(path, key, ())
+    gate_side, cli_side = await SqliteStore.open(path, key), await SqliteStore.open(path, key)
+    number = "+8613800138001"
+    assert (await gate_side.lookup(number)).prefixes == ()
+    await cli_side.add_prefix(PrefixRule("+861380013", Action.BLOCK, Scope(), "range", T0), "op")
+    assert [r.prefix for r in (await gate_side.lookup(number)).prefixes] == ["+861380013"]
+    await cli_side.add_prefix(PrefixRule(number, Action.ALLOW, Scope(), "vip", T0), "op")
+    assert sorted(r.prefix for r in (await gate_side.lookup(number)).prefixes) == ["+861380013", number]
+    await cli_side.remove_prefix("+861380013", Scope(), "op", "gone", T0)
+    assert [r.prefix for r in (await gate_side.lookup(number)).prefixes] == [number]
+    await gate_side.add_prefix(PrefixRule("+86139", Action.BLOCK, Scope(), "own write", T0), "op")
+    assert [r.prefix for r in (await gate_side.lookup("+8613900139000")).prefixes] == ["+86139"]
+    await gate_side.close()
+    await cli_side.close()
