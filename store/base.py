@@ -16,7 +16,7 @@ from typing import Any
 from callshield.keys import fingerprint
 from callshield.models import Action, Matches, PrefixRule, Scope, ShieldEntry, Source
 from callshield.privacy import keyed_hash, mask
-from callshield.store.audit import AuditRecord, ChainReport
+from callshield.store.audit import AuditRecord, ChainReport, ChainWalker, chain_key
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ class ShieldStore(abc.ABC):
 
     def __init__(self, key: bytes) -> None:
         self._key = key
+        self._ckey = chain_key(key)
         self.key_fingerprint = fingerprint(key)
 
     def hash(self, e164: str) -> bytes:
@@ -130,9 +131,13 @@ class ShieldStore(abc.ABC):
     def audit_records(self, since_seq: int = 0) -> AsyncIterator[AuditRecord]:
         """The audit log in sequence order."""
 
-    @abc.abstractmethod
     async def verify_audit(self) -> ChainReport:
-        """Check the whole audit chain."""
+        """Check the whole audit chain, one record at a time (flat memory for any log length)."""
+        walker = ChainWalker(self._ckey)
+        async for record in self.audit_records():
+            if not walker.step(record):
+                break
+        return walker.report()
 
     @abc.abstractmethod
     async def stats(self, now: datetime) -> Stats:

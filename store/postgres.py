@@ -32,7 +32,7 @@ from callshield.errors import StoreUnavailable
 from callshield.keys import fingerprint
 from callshield.models import Matches, PrefixRule, Scope, ShieldEntry, Source
 from callshield.store import postgres_rows as rows
-from callshield.store.audit import AuditRecord, ChainReport, ChainWalker, chain_key
+from callshield.store.audit import AuditRecord
 from callshield.store.base import AddResult, ImportRow, NewEntry, ShieldStore, Stats
 from callshield.store.postgres_conn import (
     PgLocation,
@@ -66,7 +66,6 @@ class PostgresStore(ShieldStore):
         self.location = location
         self._where = location.where
         self._pool = pool
-        self._ckey = chain_key(key)
         self._pkey = prefix_key_key(key)
         self._pbase = hashlib.blake2b(key=self._pkey, digest_size=8)
         self._w = Writer(self._connection, self._ckey)
@@ -201,13 +200,6 @@ class PostgresStore(ShieldStore):
             if len(page) < rows.PAGE:
                 return
             since_seq = int(page[-1][0])
-
-    async def verify_audit(self) -> ChainReport:
-        walker = ChainWalker(self._ckey)
-        async for record in self.audit_records():
-            if not walker.step(record):
-                break
-        return walker.report()
 
     async def stats(self, now: datetime) -> Stats:
         async with self._connection() as con:

@@ -29,7 +29,7 @@ from callshield.errors import StoreUnavailable
 from callshield.keys import fingerprint
 from callshield.models import Matches, PrefixRule, Scope, ShieldEntry, Source
 from callshield.store import sqlite_rows as rows
-from callshield.store.audit import AuditRecord, ChainReport, ChainWalker, chain_key
+from callshield.store.audit import AuditRecord
 from callshield.store.base import (
     AddResult,
     ImportRow,
@@ -59,7 +59,6 @@ class SqliteStore(ShieldStore):
     def __init__(self, path: Path, key: bytes, writer: aiosqlite.Connection, reader: sqlite3.Connection):
         super().__init__(key)
         self.path = path
-        self._ckey = chain_key(key)
         self._db = writer
         self._reader = reader
         self._w = Writer(writer, self._ckey, path)
@@ -178,13 +177,6 @@ class SqliteStore(ShieldStore):
                 while batch := await cursor.fetchmany():
                     for r in batch:
                         yield AuditRecord(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6]), bytes(r[7]))
-
-    async def verify_audit(self) -> ChainReport:
-        walker = ChainWalker(self._ckey)
-        async for record in self.audit_records():
-            if not walker.step(record):
-                break
-        return walker.report()
 
     async def stats(self, now: datetime) -> Stats:
         with translate(self.path):

@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 import pytest
 from callshield.agi import AgiServer
 from callshield.agi.capture import MARK_SCRIPT, OPTOUT_SCRIPT, mark_handler, optout_handler
 from callshield.capture_config import OptOutSettings
 from callshield.models import Scope, Source
 from callshield.numbers import NumberRules
-from callshield.store.base import NewEntry, ShieldStore
+from callshield.store.base import ShieldStore
 from fake_agi_channel import FakeCall
 from fake_asterisk import FakeAsterisk
+from testkit import StoreSink
 
 pytestmark = pytest.mark.usefixtures("loop_errors")
 
 CUSTOMER, E164 = "13900139000", "+8613900139000"
 PEER = "PJSIP/carrier-00000003"
 RULES = NumberRules()
-
-
-class StoreSink:
-    def __init__(self, store: ShieldStore) -> None:
-        self.store = store
-        self.refusals: list[tuple[str, Scope, Source]] = []
-
-    async def refuse(
-        self, e164: str, scope: Scope, source: Source, reason: str, evidence: dict[str, str], at: datetime
-    ) -> None:
-        await self.store.add(
-            NewEntry(e164, scope, source, reason, at + timedelta(days=365), evidence), "t", at
-        )
-        self.refusals.append((e164, scope, source))
 
 
 async def run(sink: StoreSink, call: FakeCall, keypresses: str = "") -> FakeAsterisk:
@@ -53,7 +38,7 @@ async def test_mark_shields_the_gated_number_hangs_up_the_customer_and_beeps(sto
         ("BRIDGEPEER", PEER),
     )
     fake = await run(sink, FakeCall(script=MARK_SCRIPT, args=(), variables=variables))
-    assert sink.refusals == [(E164, Scope("acme"), Source.AGENT_KEYPAD)]
+    assert [r[:3] for r in sink.refusals] == [(E164, Scope("acme"), Source.AGENT_KEYPAD)]
     assert fake.channel.peer_hung_up == PEER
     assert fake.channel.played == ["beep"]
     assert fake.closed_by_server
@@ -86,5 +71,5 @@ async def test_optout(store: ShieldStore, keypresses: str, refused: bool) -> Non
     assert fake.channel.hangup_requested is refused
     assert fake.channel.answered
     if refused:
-        assert sink.refusals == [(E164, Scope("acme"), Source.CUSTOMER_OPTOUT)]
+        assert [r[:3] for r in sink.refusals] == [(E164, Scope("acme"), Source.CUSTOMER_OPTOUT)]
         assert fake.channel.played[-2:] == ["auth-thankyou", "vm-goodbye"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
 
 import pytest
 from callshield.ari.app import Backoff, StasisApp
@@ -18,28 +17,13 @@ from callshield.gate import Gate
 from callshield.keypad import KeypadCode
 from callshield.models import Scope, Source
 from callshield.numbers import NumberRules
-from callshield.store.base import NewEntry, ShieldStore
+from callshield.store.base import ShieldStore
 from fake_ari import FakeAri, FakeChannel
+from testkit import StoreSink
 
 APP = "callshield"
 CUSTOMER, E164 = "13900139000", "+8613900139000"
 RULES = NumberRules()
-
-
-class StoreSink:
-    """Stores refusals straight into the store (the service uses the journaling recorder)."""
-
-    def __init__(self, store: ShieldStore) -> None:
-        self.store = store
-        self.refusals: list[tuple[str, Scope, Source, dict[str, str]]] = []
-
-    async def refuse(
-        self, e164: str, scope: Scope, source: Source, reason: str, evidence: dict[str, str], at: datetime
-    ) -> None:
-        await self.store.add(
-            NewEntry(e164, scope, source, reason, at + timedelta(days=365), evidence), "t", at
-        )
-        self.refusals.append((e164, scope, source, evidence))
 
 
 async def until(predicate: Callable[[], bool], within: float = 5.0) -> None:

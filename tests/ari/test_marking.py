@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 import pytest
 from callshield.ari.client import AriClient, AriConfig
 from callshield.errors import InvalidInput
 from callshield.marking import mark_call
 from callshield.models import Scope, Source
 from callshield.numbers import NumberRules
-from callshield.store.base import NewEntry, ShieldStore
+from callshield.store.base import ShieldStore
 from fake_ari import FakeAri, FakeChannel
+from testkit import StoreSink
 
 CUSTOMER, E164 = "13900139000", "+8613900139000"
 RULES = NumberRules()
-
-
-class StoreSink:
-    def __init__(self, store: ShieldStore) -> None:
-        self.store = store
-        self.refusals: list[tuple[str, Source, dict[str, str]]] = []
-
-    async def refuse(
-        self, e164: str, scope: Scope, source: Source, reason: str, evidence: dict[str, str], at: datetime
-    ) -> None:
-        await self.store.add(
-            NewEntry(e164, scope, source, reason, at + timedelta(days=365), evidence), "t", at
-        )
-        self.refusals.append((e164, source, evidence))
 
 
 async def a_call(fake: FakeAri) -> tuple[FakeChannel, FakeChannel]:
@@ -59,7 +44,7 @@ async def test_mark_call_shields_the_customer_and_ends_the_call(
             client, sink, RULES, scope=Scope("acme"), reason="CRM flag", actor="crm", **named
         )
     assert (marked.masked, marked.ended) == ("+86139****9000", peer.id)
-    assert [(e, s) for e, s, _ in sink.refusals] == [(E164, Source.AGENT_FLAG)]
+    assert [(r[0], r[2]) for r in sink.refusals] == [(E164, Source.AGENT_FLAG)]
     assert peer.hangup_cause == 16
     assert len((await store.lookup(E164)).entries) == 1
 
