@@ -11,21 +11,18 @@ Asterisk does not replay their StasisStart. Anything the app cannot handle is bl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
-from collections.abc import Coroutine
-from typing import Any
 
 from callshield.ari.capture import TONE_ARG, KeypadCapture
 from callshield.ari.client import AriClient
+from callshield.ari.connection import AriConnection, Backoff
 from callshield.ari.events import Event, StasisStart
 from callshield.ari.gate import VerdictActor, dialplan_label, stasis_args
 from callshield.ari.guard_ledger import GateLedger
 from callshield.ari.models import Channel
 from callshield.ari.optout import OptOut
 from callshield.ari.websocket import EventStream
-from callshield.errors import AriRequestError, InvalidInput, PeerError, PeerUnavailable
+from callshield.errors import AriRequestError, InvalidInput, PeerError
 from callshield.gate import Gate, Verdict
 from callshield.models import Scope
 from callshield.policy import blocked_by_error
@@ -40,24 +37,8 @@ a parked channel is decided again after the next reconnect."""
 RETRY_DELAY = 0.1
 
 
-class Backoff:
-    """Capped exponential delays with jitter: 0.5 s, 1 s, 2 s ... 30 s; reset on success."""
-
-    def __init__(self, first: float = 0.5, cap: float = 30.0) -> None:
-        self.first, self.cap = first, cap
-        self._next = first
-
-    def delay(self) -> float:
-        current = self._next
-        self._next = min(self.cap, current * 2)
-        return current * random.uniform(0.8, 1.0)  # jitter, not a secret
-
-    def reset(self) -> None:
-        self._next = self.first
-
-
-class StasisApp:
-    """Runs the gate for one ARI server until :meth:`stop`."""
+class StasisApp(AriConnection):
+    """Runs the gate (and the capture entries) for one ARI server until :meth:`stop`."""
 
     def __init__(
         self,
@@ -72,57 +53,26 @@ class StasisApp:
         optout: OptOut | None = None,
         ledger: GateLedger | None = None,
     ) -> None:
-        self.name = name
-        self.app = app
-        self._client = client
+        super().__init__(name, app, client, backoff)
         self._gate = gate
         self._actor = VerdictActor(client, hangup_blocked=hangup_blocked)
-        self._backoff = backoff or Backoff()
         self._capture = capture
         self._optout = optout
         self._ledger = ledger
         """Where allowed calls are noted for the guard, so it leaves their outbound legs alone."""
         self._sessions: dict[str, asyncio.Queue[Event]] = {}
         """Events of channels in an opt-out offer, by channel id."""
-        self._tasks: set[asyncio.Task[None]] = set()
         self._inflight: set[str] = set()
-        self._stopping = asyncio.Event()
-        self._stream: EventStream | None = None
-        self.connected = asyncio.Event()
-        """Set while the events websocket is up (tests and health checks wait on it)."""
 
-    async def run(self) -> None:
-        """Connect, handle events, reconnect; returns only after :meth:`stop`."""
-        healthy = True
-        while not self._stopping.is_set():
-            try:
-                async with self._client.events([self.app]) as stream:
-                    self._stream = stream
-                    if self._stopping.is_set():
-                        break
-                    self._on_connected(healthy)
-                    healthy = True
-                    self._spawn(self._recover())
-                    async for event in stream:
-                        self._dispatch(event)
-            except (PeerUnavailable, AriRequestError) as e:
-                if healthy:
-                    log.warning("ARI %s: connection lost or refused (%s); reconnecting", self.name, e)
-                healthy = False
-            self.connected.clear()
-            if not self._stopping.is_set():
-                await self._sleep(self._backoff.delay())
+    def _open(self) -> EventStream:
+        return self._client.events([self.app])
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Stop taking calls, let in-flight decisions finish (up to ``grace`` s), close."""
-        self._stopping.set()
-        if self._stream is not None:
-            await self._stream.close()
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
-            for task in pending:
-                task.cancel()
-        await self._client.close()
+    async def _consume(self, stream: EventStream) -> None:
+        async for event in stream:
+            self._dispatch(event)
+
+    async def _after_connect(self) -> None:
+        await self._recover()
 
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, StasisStart):
@@ -135,20 +85,6 @@ class StasisApp:
             work = self._capture.on_event(event)
             if work is not None:
                 self._spawn(work)
-
-    def _on_connected(self, healthy: bool) -> None:
-        self._backoff.reset()
-        self.connected.set()
-        log.info("ARI %s: connected, application %s%s", self.name, self.app, "" if healthy else " (again)")
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _recover(self) -> None:
         """Decide the channels parked in the application while it was not connected."""

@@ -22,21 +22,20 @@ dialer calls) can be attached as ``hooks``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from callshield.ari.app import Backoff
 from callshield.ari.client import AriClient
+from callshield.ari.connection import AriConnection, Backoff
 from callshield.ari.events import ApplicationReplaced, ChannelDestroyed, Dial, Event
 from callshield.ari.guard_act import LegJudge
 from callshield.ari.guard_ledger import GateLedger
 from callshield.ari.guard_legs import LegMatcher, OutboundLeg, exten_number, ringing_leg
 from callshield.ari.models import Channel
 from callshield.ari.websocket import EventStream
-from callshield.errors import AriRequestError, PeerError, PeerUnavailable
+from callshield.errors import PeerError
 from callshield.gate import Gate, utc_now
 from callshield.guard_config import GuardSettings
 from callshield.numbers import NumberRules
@@ -64,8 +63,10 @@ EventHook = Callable[[Event], Coroutine[Any, Any, None] | None]
 """Another consumer of the guard's event stream; a returned coroutine is run as a task."""
 
 
-class GuardApp:
+class GuardApp(AriConnection):
     """Runs the guard for one ARI server until :meth:`stop`."""
+
+    label = "guard"
 
     def __init__(
         self,
@@ -83,66 +84,30 @@ class GuardApp:
         backoff: Backoff | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self.name = name
-        self.app = settings.app
-        self._client = client
+        super().__init__(name, settings.app, client, backoff)
         self._matcher = LegMatcher(settings)
         self.judge = LegJudge(name, client, gate, store, rules, ledger, strict=settings.strict, clock=clock)
         self._hooks = tuple(hooks)
         self._wanted = GUARD_EVENTS | frozenset(hook_events)
         self._server_filter = server_filter
         self._filter_refused = False
-        self._backoff = backoff or Backoff()
         self._legs: dict[str, None] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._stopping = asyncio.Event()
-        self._stream: EventStream | None = None
-        self.connected = asyncio.Event()
-        """Set while the events websocket is up (tests and health checks wait on it)."""
 
     @property
     def legs(self) -> int:
         """Outbound legs alive and remembered now."""
         return len(self._legs)
 
-    async def run(self) -> None:
-        """Connect, watch, reconnect; returns only after :meth:`stop`."""
-        healthy = True
-        while not self._stopping.is_set():
-            try:
-                async with self._client.events(
-                    [self.app], subscribe_all=True, wanted=self._wanted, only_wanted=True
-                ) as stream:
-                    self._stream = stream
-                    if self._stopping.is_set():
-                        break
-                    self._on_connected(healthy)
-                    healthy = True
-                    self._spawn(self._after_connect())
-                    handled = 0
-                    async for event in stream:
-                        self.dispatch(event)
-                        handled += 1
-                        if handled % YIELD_EVERY == 0:
-                            await asyncio.sleep(0)  # frames already buffered do not yield by themselves
-            except (PeerUnavailable, AriRequestError) as e:
-                if healthy:
-                    log.warning("guard %s: connection lost or refused (%s); reconnecting", self.name, e)
-                healthy = False
-            self.connected.clear()
-            if not self._stopping.is_set():
-                await self._sleep(self._backoff.delay())
+    def _open(self) -> EventStream:
+        return self._client.events([self.app], subscribe_all=True, wanted=self._wanted, only_wanted=True)
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Stop watching, let checks in flight finish (up to ``grace`` s), close."""
-        self._stopping.set()
-        if self._stream is not None:
-            await self._stream.close()
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
-            for task in pending:
-                task.cancel()
-        await self._client.close()
+    async def _consume(self, stream: EventStream) -> None:
+        handled = 0
+        async for event in stream:
+            self.dispatch(event)
+            handled += 1
+            if handled % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # frames already buffered do not yield by themselves
 
     def dispatch(self, event: Event) -> None:
         """Handle one event (the hot path: most events are none of the guard's business)."""
@@ -178,11 +143,6 @@ class GuardApp:
         number = self.judge.resolve(leg)
         if not self.judge.passed_gate(leg, number):
             self._spawn(self.judge.check(leg, number))
-
-    def _on_connected(self, healthy: bool) -> None:
-        self._backoff.reset()
-        self.connected.set()
-        log.info("guard %s: connected, application %s%s", self.name, self.app, "" if healthy else " (again)")
 
     async def _after_connect(self) -> None:
         if self._server_filter:
@@ -231,18 +191,3 @@ class GuardApp:
             return await self._client.get_channel_var(channel_id, DIALSTRING_VARIABLE)
         except PeerError:
             return ""  # not set (an originate), or the channel is gone
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        error = None if task.cancelled() else task.exception()
-        if error is not None:
-            log.error("guard %s: a check failed", self.name, exc_info=error)

@@ -9,8 +9,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from callshield.ari.app import Backoff
 from callshield.ari.client import AriClient, AriConfig
+from callshield.ari.connection import Backoff
 from callshield.ari.guard import GateLedger, GuardApp
 from callshield.gate import Gate
 from callshield.guard_config import GuardSettings

@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
-from callshield.ari.app import Backoff, StasisApp
+from callshield.ari.app import StasisApp
 from callshield.ari.capture import KeypadCapture
 from callshield.ari.client import AriClient, AriConfig
+from callshield.ari.connection import Backoff
 from callshield.ari.optout import OptOut
 from callshield.capture_config import OptOutSettings
 from callshield.gate import Gate

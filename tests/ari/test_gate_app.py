@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from callshield.ari.app import DELIVERY_ATTEMPTS, Backoff, StasisApp
+from callshield.ari.app import DELIVERY_ATTEMPTS, StasisApp
 from callshield.ari.client import AriClient, AriConfig
+from callshield.ari.connection import Backoff
 from callshield.ari.gate import dialplan_label, stasis_args
 from callshield.gate import Gate
 from callshield.models import Matches, Scope, Source

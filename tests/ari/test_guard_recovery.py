@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from callshield.ari.app import Backoff
+from callshield.ari.connection import Backoff
 from callshield.ari.guard import GateLedger, GuardApp
 from callshield.store.base import ShieldStore
 from fake_ari import FakeAri, FakeChannel
