@@ -1,0 +1,94 @@
+"""The two subjects of the FastAGI gate benchmark; ``gate_agi.py`` runs each as its own process.
+
+``callshield``: the service's FastAGI gate as ``callshield serve`` builds it: ``SqliteStore`` +
+``Gate(store, NumberRules())`` + ``AgiServer({"callshield/gate": gate_handler(gate, GateLedger())})``
+(serve always hands the handler its ledger of allowed calls), logging configured like ``serve``
+(``--log-level``, INFO by default: one line per decision).
+
+``floor``: a bare asyncio FastAGI responder: reads the header block line by line, takes
+``agi_arg_1``, writes the same three ``SET VARIABLE`` lines byte for byte, reading each reply,
+and closes. Which numbers are shielded it takes from the calls file, not from the store.
+
+Both listen on 127.0.0.1 (a free port), print ``ready PORT``, and serve until stdin closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+
+from callshield.agi.gate import GATE_SCRIPT, gate_handler
+from callshield.agi.server import AgiServer
+from callshield.ari.guard_ledger import GateLedger
+from callshield.gate import Gate
+from callshield.numbers import NumberRules
+from callshield.store.sqlite import SqliteStore
+from gate_serve import announce, pin_self, profiled, subject_arguments, until_stopped
+from gate_workload import load_key, read_calls
+
+ARG_1 = b"agi_arg_1: "
+
+
+async def serve_callshield(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    store = await SqliteStore.open(args.store, load_key(args.key_file), create=False)
+    gate = Gate(store, NumberRules())
+    server = AgiServer({GATE_SCRIPT: gate_handler(gate, GateLedger())}, "127.0.0.1", 0)
+    try:
+        await server.start()
+        announce(server.port)
+        with profiled(args.profile):
+            await until_stopped(args.max_seconds)
+        await server.close()
+    finally:
+        await store.close()
+    logging.getLogger("bench").warning("decisions: %s", dict(gate.counts))
+
+
+def commands(blocked: bool, until: str) -> tuple[bytes, ...]:
+    verdict = ("BLOCK", "shielded", until) if blocked else ("ALLOW", "clean", "")
+    names = ("SHIELD_RESULT", "SHIELD_REASON", "SHIELD_UNTIL")
+    return tuple(f'SET VARIABLE "{n}" "{v}"\n'.encode() for n, v in zip(names, verdict, strict=True))
+
+
+async def serve_floor(args: argparse.Namespace) -> None:
+    blocked = {c.number for c in read_calls(args.calls) if c.blocked}
+    script = {True: commands(True, args.until), False: commands(False, args.until)}
+
+    async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            number = ""
+            while (line := await reader.readuntil(b"\n")) != b"\n":
+                if line.startswith(ARG_1):
+                    number = line[len(ARG_1) : -1].decode()
+            for command in script[number in blocked]:
+                writer.write(command)
+                await reader.readuntil(b"\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    server = await asyncio.start_server(respond, "127.0.0.1", 0, limit=8192)
+    async with server:
+        announce(server.sockets[0].getsockname()[1])
+        await until_stopped(args.max_seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("subject", choices=["callshield", "floor"])
+    parser.add_argument("--until", default="", help="floor: SHIELD_UNTIL of the shielded numbers")
+    parser.add_argument("--log-level", default="INFO")
+    subject_arguments(parser)
+    args = parser.parse_args()
+    pin_self(args.cpu)
+    asyncio.run(serve_callshield(args) if args.subject == "callshield" else serve_floor(args))
+
+
+if __name__ == "__main__":
+    main()
