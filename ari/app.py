@@ -31,6 +31,20 @@ from callshield.privacy import mask
 log = logging.getLogger(__name__)
 
 
+APP_EVENTS = frozenset(
+    {
+        "StasisStart",  # the gate and the opt-out entries
+        "StasisEnd",  # the opt-out: the customer hung up
+        "ChannelHangupRequest",
+        "ChannelDtmfReceived",  # the keypad code, the opt-out digit
+        "Dial",  # the keypad code: which leg is the customer's
+        "ChannelEnteredBridge",
+        "ChannelLeftBridge",
+        "BridgeDestroyed",
+        "ChannelDestroyed",  # state of watched channels dropped
+    }
+)
+"""The event types the Stasis application and its capture use."""
 DELIVERY_ATTEMPTS = 3
 """Tries to deliver a verdict when ARI fails (5xx, timeout) before leaving the channel parked;
 a parked channel is decided again after the next reconnect."""
@@ -65,7 +79,9 @@ class StasisApp(AriConnection):
         self._inflight: set[str] = set()
 
     def _open(self) -> EventStream:
-        return self._client.events([self.app])
+        # Other frames (a real Asterisk sends ~54 ChannelVarset per subscribed call) are dropped
+        # before any JSON parsing.
+        return self._client.events([self.app], wanted=APP_EVENTS, only_wanted=True)
 
     async def _consume(self, stream: EventStream) -> None:
         async for event in stream:

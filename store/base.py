@@ -64,6 +64,10 @@ class Stats:
 class ShieldStore(abc.ABC):
     """Every backend implements this. All times are aware UTC datetimes."""
 
+    inline_lookup = False
+    """True when :meth:`lookup` normally completes without awaiting anything (so a deadline around
+    it could never fire): SQLite's point query on the event loop."""
+
     def __init__(self, key: bytes) -> None:
         self._key = key
         self._ckey = chain_key(key)

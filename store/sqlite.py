@@ -56,6 +56,8 @@ _LOOKUP = (
 class SqliteStore(ShieldStore):
     """Open with :meth:`open`; see the module docstring for how the work is split."""
 
+    inline_lookup = True
+
     def __init__(self, path: Path, key: bytes, writer: aiosqlite.Connection, reader: sqlite3.Connection):
         super().__init__(key)
         self.path = path
