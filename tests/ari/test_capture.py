@@ -79,6 +79,8 @@ async def test_the_agent_code_shields_the_customer_and_ends_the_call(
         await fake_ari.send_dtmf(agent.id, "9", duration_ms=280, duplicate_after=0.065)
         await until(lambda: peer.hangup_cause is not None)
         await until(lambda: any(c.snooping for c in fake_ari.channels.values()))
+        snoop = next(c for c in fake_ari.channels.values() if c.snooping)
+        await until(lambda: bool(fake_ari.requests_to("POST", f"/channels/{snoop.id}/play")))
     assert len(sink.refusals) == 1
     e164, scope, source, evidence = sink.refusals[0]
     assert (e164, scope, source) == (E164, Scope("acme", "spring"), Source.AGENT_KEYPAD)
@@ -90,9 +92,7 @@ async def test_the_agent_code_shields_the_customer_and_ends_the_call(
     assert len((await store.lookup(E164)).entries) == 1
     hangups = fake_ari.requests_to("DELETE", f"/channels/{peer.id}")
     assert [r.params.get("reason_code") for r in hangups] == ["16"]
-    snoop = next(c for c in fake_ari.channels.values() if c.snooping)
     assert snoop.snooping == (agent.id, "none", "out")
-    await until(lambda: bool(fake_ari.requests_to("POST", f"/channels/{snoop.id}/play")))
 
 
 @pytest.mark.parametrize(
