@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -54,6 +54,25 @@ async def init(app: App) -> None:
         click.echo(f"store ready: {describe(s.store)} (key {store.key_fingerprint})")
 
 
+@contextmanager
+def _import_bars(show: bool) -> Iterator[tuple[Callable[[str, int], None], Callable[[int], None]]]:
+    """(phase, progress) callbacks for import_file: on a terminal, one bar per phase."""
+    current: list[Callable[[int], None]] = []
+    with ExitStack() as bars:
+
+        def phase(label: str, total: int) -> None:
+            bars.close()
+            if show:
+                bar = bars.enter_context(click.progressbar(length=total, file=sys.stderr, label=label))
+                current[:] = [bar.update]
+
+        def progress(n: int) -> None:
+            for update in current:
+                update(n)
+
+        yield phase, progress
+
+
 @click.command(name="import")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="[default: csv for *.csv, else text]")
@@ -69,7 +88,7 @@ async def init(app: App) -> None:
     type=click.IntRange(1, 1_000_000),
     default=CHUNK_LINES,
     show_default=True,
-    help="Lines per transaction.",
+    help="Lines per chunk (per transaction for files up to 4 MB; larger ones go by hash ranges).",
 )
 @pass_app
 @runs_async
@@ -104,15 +123,13 @@ async def import_(
     )
     size = file.stat().st_size if file.is_file() else 0
     show = sys.stderr.isatty() and size > 0
-    bar = click.progressbar(length=size, file=sys.stderr, label="importing") if show else nullcontext()
     async with app.store() as store:
-        with bar as progress:
-            update: Callable[[int], None] = progress.update if progress is not None else lambda n: None
+        with _import_bars(show) as (phase, update):
             report = (
                 (lambda line: None) if show else (lambda line: click.echo(f"  rejected {line}", err=True))
             )
             summary = await import_file(
-                store, req, app.key(), app.settings.numbers, app.actor, moment, update, report
+                store, req, app.key(), app.settings.numbers, app.actor, moment, update, report, phase
             )
     click.echo(
         f"{file.name}: {summary.lines} lines, {summary.added} added,"

@@ -2,9 +2,9 @@
 
 The file is read in chunks of lines (memory stays flat whatever its size). Each chunk is decoded,
 normalised and hashed by :func:`parse_chunk` — in worker processes for large files, because
-phonenumbers costs microseconds per number — and the resulting rows are inserted one batch per
-transaction. Rows already shielded in the scope are left untouched, so re-running a file (or
-finishing a killed import) changes nothing that is already there.
+phonenumbers costs microseconds per number — and the resulting rows are inserted in batches, one
+transaction each (see :mod:`callshield.importer`). Rows already shielded in the scope are left
+untouched, so re-running a file (or finishing a killed import) changes nothing that is already there.
 
 Formats: ``text`` (one number per line; blank lines and ``#`` comments skipped), ``csv`` (a named
 column of a file with a header row), ``hashes`` (an export of another instance with the same key).
@@ -14,6 +14,7 @@ Rejected lines are listed, with their line numbers and the input masked, in a re
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import logging
 from collections.abc import Callable, Iterator
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 MAX_LINE = 4096
 """Longer lines are rejected without being kept in memory."""
+BLOCK = 1 << 20
+"""Bytes read at a time."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class Chunk:
     lines: list[bytes | None]
     """Raw lines without their line ends; None for a line that was too long."""
     size: int
-    """Bytes of the file this chunk covers (for the progress bar)."""
+    """Bytes of the file read for this chunk (for the progress bar)."""
 
 
 @dataclass(frozen=True)
@@ -65,35 +68,49 @@ class ChunkResult:
     size: int
 
 
-def read_chunks(f: BinaryIO, first_line: int, chunk_lines: int) -> Iterator[Chunk]:
-    """Yield the file's lines in chunks; lines longer than :data:`MAX_LINE` become None."""
-    number = first_line
-    while True:
-        lines: list[bytes | None] = []
-        size = 0
-        for _ in range(chunk_lines):
-            line = f.readline(MAX_LINE + 1)
-            if not line:
-                break
-            size += len(line)
-            if len(line) > MAX_LINE and not line.endswith(b"\n"):
-                size += _skip_rest(f)
-                lines.append(None)
-            else:
-                lines.append(line.rstrip(b"\r\n"))
-        if not lines:
-            return
-        yield Chunk(number, lines, size)
-        number += len(lines)
+def read_chunks(f: BinaryIO, first_line: int, chunk_lines: int, block: int = BLOCK) -> Iterator[Chunk]:
+    """Yield the file's lines in chunks of ``chunk_lines``; lines longer than :data:`MAX_LINE` become
+    None. The file is read in blocks and split in C; a chunk's ``size`` counts the bytes read since
+    the previous chunk (a block is counted with the first chunk that ends after it is read)."""
+    number, unreported = first_line, 0
+    lines: list[bytes | None] = []
+    for found, size in _blocks(f, block):
+        lines += found
+        unreported += size
+        while len(lines) >= chunk_lines:
+            yield Chunk(number, lines[:chunk_lines], unreported)
+            number, unreported = number + chunk_lines, 0
+            del lines[:chunk_lines]
+    if lines:
+        yield Chunk(number, lines, unreported)
 
 
-def _skip_rest(f: BinaryIO) -> int:
-    skipped = 0
-    while True:
-        part = f.readline(65536)
-        skipped += len(part)
-        if not part or part.endswith(b"\n"):
-            return skipped
+def _blocks(f: BinaryIO, block: int) -> Iterator[tuple[list[bytes | None], int]]:
+    """The file's lines block by block, with the bytes read; a long line is never held whole: once
+    the start of a line exceeds MAX_LINE, the rest of it is dropped block by block."""
+    carry, skipping = b"", False
+    while data := f.read(block):
+        text = carry + data
+        parts = text.split(b"\n")
+        carry = parts.pop()
+        lines = _lines(parts, b"\r" in text)
+        if skipping and lines:
+            lines[0], skipping = None, False
+        if skipping or len(carry) > MAX_LINE:
+            carry, skipping = b"", True
+        yield lines, len(data)
+    if skipping or carry:
+        yield _lines([carry], True) if carry else [None], 0
+
+
+def _lines(parts: list[bytes], cr: bool) -> list[bytes | None]:
+    """Raw lines as chunk lines: the too long ones None, the rest without trailing CRs (if ``cr``)."""
+    lines: list[bytes | None] = list(parts)
+    if max(map(len, parts), default=0) > MAX_LINE:
+        lines = [None if len(p) > MAX_LINE else p for p in parts]
+    if cr:
+        lines = [p if p is None else p.rstrip(b"\r") for p in lines]
+    return lines
 
 
 def parse_chunk(spec: ChunkSpec, chunk: Chunk) -> ChunkResult:
@@ -109,6 +126,9 @@ def parse_chunk(spec: ChunkSpec, chunk: Chunk) -> ChunkResult:
             continue
         if row is not None:
             rows.append(row)
+    # phonenumbers leaves reference cycles behind (a parse error keeps its traceback): collect them
+    # now, or a worker grows by tens of MB per million lines between the rare full collections.
+    gc.collect()
     return ChunkResult(rows, rejects, chunk.size)
 
 

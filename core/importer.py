@@ -1,25 +1,36 @@
 """The import driver: reads the file in chunks, parses them (in worker processes for large files),
-and inserts the rows batch by batch. See :mod:`callshield.import_parse` for the formats."""
+and stores the rows. See :mod:`callshield.import_parse` for the formats.
+
+Two ways to store them. Small files (and any file with ``buckets=0``) are streamed: each chunk's
+rows are inserted in one transaction as the chunk is parsed. Large files go through hash buckets
+(:mod:`callshield.import_spill`): all rows are parsed and spilled to bucket files first, then
+inserted bucket by bucket, one transaction each, in hash order (reading and sorting the next bucket
+overlaps the insert of the current one). Either way a killed import leaves whole transactions behind,
+and running it again adds the rest.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import multiprocessing
 import os
+import stat
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import AsyncGenerator, Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from callshield.errors import InvalidInput
 from callshield.import_parse import (
     MAX_LINE,
     Chunk,
-    ChunkResult,
     ChunkSpec,
     RejectWriter,
     check_hash_header,
@@ -28,14 +39,18 @@ from callshield.import_parse import (
     parse_chunk,
     read_chunks,
 )
+from callshield.import_spill import Spill, bucket_count, parse_split
 from callshield.models import Scope, Source
 from callshield.numbers import NumberRules
-from callshield.store.base import ShieldStore
+from callshield.store.base import ImportRow, ShieldStore
 
 FORMATS = ("text", "csv", "hashes")
-CHUNK_LINES = 20_000
+CHUNK_LINES = 10_000
 PARALLEL_ABOVE = 4 << 20
-"""Files smaller than this (bytes) are parsed in-process: starting workers costs more."""
+"""Files larger than this (bytes) are parsed on every core and imported through hash buckets;
+smaller ones are parsed in-process and streamed: starting workers costs more."""
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -51,7 +66,11 @@ class ImportRequest:
     workers: int | None = None
     """Worker processes; None: one per core for large files, 0: parse in-process."""
     batch_lines: int = CHUNK_LINES
-    """Lines per chunk, and so at most rows per transaction."""
+    """Lines per chunk; streamed, also the most rows per transaction."""
+    buckets: int | None = None
+    """Hash buckets; None: by the file size above PARALLEL_ABOVE, else 0; 0: streamed."""
+    spill_dir: Path | None = None
+    """Where the bucket files go (in a private directory of their own); None: ``$TMPDIR``."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,24 @@ class ImportSummary:
     already_present: int
     invalid: int
     rejects: Path | None
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One import under way: where the chunks come from, and where results and progress go."""
+
+    store: ShieldStore
+    req: ImportRequest
+    spec: ChunkSpec
+    f: BinaryIO
+    first: int
+    rejects: RejectWriter
+    report: Callable[[str], None] | None
+    progress: Callable[[int], None]
+    phase: Callable[[str, int], None]
+
+    def parsed(self, work: Callable[[Chunk], T]) -> AsyncGenerator[T, None]:
+        return _parsed(self.f, self.first, work, _workers(self.req), self.req.batch_lines)
 
 
 def _spec(req: ImportRequest, key: bytes, rules: NumberRules, column: int, now: datetime) -> ChunkSpec:
@@ -102,8 +139,13 @@ async def import_file(
     now: datetime,
     progress: Callable[[int], None] = lambda n: None,
     report: Callable[[str], None] | None = None,
+    phase: Callable[[str, int], None] = lambda label, total: None,
 ) -> ImportSummary:
-    """Import ``req.path`` into ``store``; see the module docstring."""
+    """Import ``req.path`` into ``store``; see the module docstring.
+
+    Progress: ``phase(label, total)`` starts a phase ("importing" or "reading": bytes of the
+    file; then, for a bucketed import, "inserting": rows), ``progress(n)`` advances it.
+    """
     if req.fmt not in FORMATS:
         raise InvalidInput(f"unknown import format {req.fmt!r}: use one of {', '.join(FORMATS)}")
     with open_input(req.path) as f:
@@ -112,15 +154,15 @@ async def import_file(
         start = {"file": req.path.name, "format": req.fmt, "scope": str(req.scope), "source": str(req.source)}
         await store.audit(actor, "import-start", "", start, now)
         rejects = RejectWriter(req.rejects)
-        lines = valid = added = 0
+        run = _Run(store, req, spec, f, first, rejects, report, progress, phase)
+        size, buckets = _plan(req, f)
         try:
-            async for result in _parsed(f, first, spec, _workers(req), req.batch_lines):
-                lines += len(result.rows) + len(result.rejects)
-                rejects.write(result.rejects, report)
-                valid += len(result.rows)
-                if result.rows:
-                    added += await store.import_rows(result.rows)
-                progress(result.size)
+            if buckets:
+                phase("reading", size)
+                lines, valid, added = await _bucketed(run, buckets)
+            else:
+                phase("importing", size)
+                lines, valid, added = await _streamed(run)
         finally:
             rejects.close()
     summary = ImportSummary(
@@ -131,6 +173,62 @@ async def import_file(
     return summary
 
 
+def _plan(req: ImportRequest, f: BinaryIO) -> tuple[int, int]:
+    """The file's size (0 if not a regular file) and the buckets to use."""
+    status = os.fstat(f.fileno())
+    size = status.st_size if stat.S_ISREG(status.st_mode) else 0
+    if req.buckets is not None:
+        return size, req.buckets
+    return size, bucket_count(size) if size > PARALLEL_ABOVE else 0
+
+
+async def _streamed(run: _Run) -> tuple[int, int, int]:
+    """Parse chunk by chunk; each chunk's rows in one transaction. Returns (lines, valid, added)."""
+    lines = valid = added = 0
+    async with aclosing(run.parsed(partial(parse_chunk, run.spec))) as results:
+        async for result in results:
+            lines += len(result.rows) + len(result.rejects)
+            run.rejects.write(result.rejects, run.report)
+            valid += len(result.rows)
+            if result.rows:
+                added += await run.store.import_rows(result.rows)
+            run.progress(result.size)
+    return lines, valid, added
+
+
+async def _bucketed(run: _Run, buckets: int) -> tuple[int, int, int]:
+    """Parse everything into bucket files, then insert bucket by bucket. Returns (lines, valid, added)."""
+    lines = valid = 0
+    with Spill(buckets, run.req.spill_dir) as spill:
+        async with aclosing(run.parsed(partial(parse_split, run.spec, buckets))) as results:
+            async for part in results:
+                lines += part.valid + len(part.rejects)
+                run.rejects.write(part.rejects, run.report)
+                valid += part.valid
+                spill.write(part.frames)
+                run.progress(part.size)
+        spill.finish()
+        run.phase("inserting", valid)
+        added = await _insert(run, spill.drain())
+    return lines, valid, added
+
+
+async def _insert(run: _Run, buckets: Iterator[list[ImportRow]]) -> int:
+    """Insert each bucket in one transaction; returns how many rows were new. The next bucket is
+    read and sorted in a thread meanwhile: SQLite runs the insert without holding the GIL."""
+    added = 0
+    ahead = asyncio.ensure_future(asyncio.to_thread(next, buckets, None))
+    try:
+        while (rows := await ahead) is not None:
+            ahead = asyncio.ensure_future(asyncio.to_thread(next, buckets, None))
+            added += await run.store.import_rows(rows)
+            run.progress(len(rows))
+            del rows  # before the next bucket comes in: two in memory at most
+    finally:
+        await asyncio.wait([ahead])  # the thread may still be reading: let it finish
+    return added
+
+
 def _workers(req: ImportRequest) -> int:
     if req.workers is not None:
         return req.workers
@@ -139,26 +237,21 @@ def _workers(req: ImportRequest) -> int:
 
 
 async def _parsed(
-    f: BinaryIO, first: int, spec: ChunkSpec, workers: int, batch_lines: int
-) -> AsyncIterator[ChunkResult]:
+    f: BinaryIO, first: int, work: Callable[[Chunk], T], workers: int, batch_lines: int
+) -> AsyncGenerator[T, None]:
     chunks = read_chunks(f, first, batch_lines)
     if workers <= 0:
         for chunk in chunks:
-            yield parse_chunk(spec, chunk)
+            yield work(chunk)
         return
     loop = asyncio.get_running_loop()
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        pending: deque[asyncio.Future[ChunkResult]] = deque()
+    # gc.freeze: the workers' collections (see parse_chunk) then skip the modules loaded at start.
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=gc.freeze) as pool:
+        pending: deque[asyncio.Future[T]] = deque()
         for chunk in chunks:
-            pending.append(_submit(loop, pool, spec, chunk))
+            pending.append(loop.run_in_executor(pool, work, chunk))
             if len(pending) >= 2 * workers:
                 yield await pending.popleft()
         while pending:
             yield await pending.popleft()
-
-
-def _submit(
-    loop: asyncio.AbstractEventLoop, pool: Executor, spec: ChunkSpec, chunk: Chunk
-) -> asyncio.Future[ChunkResult]:
-    return loop.run_in_executor(pool, parse_chunk, spec, chunk)

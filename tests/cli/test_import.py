@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from callshield.errors import InputFileError, InvalidInput
+from callshield.errors import InputFileError, InvalidInput, StoreUnavailable
 from callshield.importer import ImportRequest, ImportSummary, import_file
 from callshield.models import Scope, Source
 from callshield.numbers import NumberRules
-from callshield.store.base import ShieldStore
+from callshield.store.base import ImportRow, ShieldStore
 from callshield.transfer import write_export
 from testkit import T0
 
@@ -169,3 +170,128 @@ async def test_import_is_audited_as_a_whole(store: ShieldStore, key: bytes, tmp_
     assert [r.action for r in records] == ["import-start", "import"]
     details = records[1].details()
     assert (details["added"], details["invalid"], details["file"]) == (1, 1, "list.txt")
+
+
+def mixed_list(count: int) -> tuple[bytes, list[int], list[int]]:
+    """``count`` lines: numbers (E.164, or national with CRLF) some of them repeated, comments and
+    invalid lines. Returns the file, the numbers ``n`` (of ``+86138`` and 8 digits) line by line,
+    and the invalid lines' numbers."""
+    lines, numbers, invalid = [], [], []
+    for i in range(count):
+        if i % 13 == 5:
+            lines.append(b"not a number")
+            invalid.append(i + 1)
+        elif i % 29 == 0:
+            lines.append(b"# comment")
+        else:
+            n = i // 2 if i % 17 == 3 else i  # some numbers twice
+            lines.append(b"+86138%08d" % n if i % 3 else b"138 %04d %04d\r" % divmod(n, 10_000))
+            numbers.append(n)
+    return b"\n".join(lines) + b"\n", numbers, invalid
+
+
+@pytest.mark.parametrize(("buckets", "workers"), [(1, 0), (5, 0), (3, 2)])
+async def test_a_bucketed_import_gives_what_a_streamed_one_gives(
+    store: ShieldStore, key: bytes, tmp_path: Path, buckets: int, workers: int
+) -> None:
+    path = tmp_path / "list.txt"
+    data, numbers, invalid = mixed_list(3000)
+    path.write_bytes(data)
+    req = request(path, buckets=buckets, workers=workers, batch_lines=400, spill_dir=tmp_path)
+    summary = await run(store, key, req)
+    distinct = len(set(numbers))
+    assert distinct < len(numbers)
+    assert (summary.lines, summary.invalid) == (len(numbers) + len(invalid), len(invalid))
+    assert (summary.added, summary.already_present) == (distinct, len(numbers) - distinct)
+    rejects = path.with_name("list.txt.rejects").read_text().splitlines()[1:]
+    assert [int(r.split("\t")[0]) for r in rejects] == invalid
+    entries = [e async for e in store.entries()]
+    assert len(entries) == distinct
+    assert {"+86138****0001", "+86138****2999"} <= {e.masked for e in entries}
+    assert len((await store.lookup("+8613800002999")).entries) == 1
+    again = await run(store, key, req)
+    assert (again.added, again.already_present, again.invalid) == (0, len(numbers), len(invalid))
+    assert [e async for e in store.entries()] == entries
+    assert list(tmp_path.glob("callshield-import-*")) == []
+
+
+async def test_spill_files_are_private_hold_no_plaintext_and_go_away(
+    store: ShieldStore, key: bytes, tmp_path: Path
+) -> None:
+    path = tmp_path / "list.txt"
+    path.write_bytes(b"".join(b"+86139%08d\n" % (i * 7919) for i in range(2000)))
+    spilled: list[tuple[int, set[int], bytes]] = []
+
+    def phase(label: str, total: int) -> None:
+        if label == "inserting":  # every row is in the bucket files now
+            (spill,) = tmp_path.glob("callshield-import-*")
+            files = sorted(spill.iterdir())
+            modes = {f.stat().st_mode & 0o777 for f in files}
+            spilled.append((spill.stat().st_mode & 0o777, modes, b"".join(f.read_bytes() for f in files)))
+
+    summary = await import_file(
+        store, request(path, buckets=4, spill_dir=tmp_path), key, RULES, "test", T0, phase=phase
+    )
+    assert summary.added == 2000
+    ((directory, files, data),) = spilled
+    assert (directory, files) == (0o700, {0o600})
+    assert data.count(b"****") == 2000
+    assert not any(b"139%08d" % (i * 7919) in data for i in range(2000))
+    assert list(tmp_path.glob("callshield-import-*")) == []
+
+
+async def test_an_import_that_fails_midway_leaves_whole_buckets_and_a_rerun_completes_it(
+    store: ShieldStore, key: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "list.txt"
+    data, numbers, _ = mixed_list(2000)
+    path.write_bytes(data)
+    insert, calls = store.import_rows, []
+
+    async def failing(rows: Sequence[ImportRow]) -> int:
+        calls.append(len(rows))
+        if len(calls) == 3:
+            raise StoreUnavailable("store is unavailable: database is locked")
+        return await insert(rows)
+
+    monkeypatch.setattr(store, "import_rows", failing)
+    req = request(path, buckets=6, spill_dir=tmp_path)
+    with pytest.raises(StoreUnavailable):
+        await run(store, key, req)
+    assert list(tmp_path.glob("callshield-import-*")) == []
+    partial = (await store.stats(T0)).entries
+    assert 0 < partial < len(set(numbers))
+    monkeypatch.setattr(store, "import_rows", insert)
+    summary = await run(store, key, req)
+    assert (summary.added, summary.already_present) == (
+        len(set(numbers)) - partial,
+        len(numbers) - summary.added,
+    )
+    assert (await store.stats(T0)).entries == len(set(numbers))
+
+
+@pytest.mark.parametrize("buckets", [0, 2])
+async def test_progress_reports_each_phase_to_its_end(
+    store: ShieldStore, key: bytes, tmp_path: Path, buckets: int
+) -> None:
+    path = tmp_path / "list.txt"
+    data, numbers, _ = mixed_list(1000)
+    path.write_bytes(data)
+    phases: list[tuple[str, int]] = []
+    done: list[int] = []
+
+    def phase(label: str, total: int) -> None:
+        phases.append((label, total))
+        done.append(0)
+
+    def progress(n: int) -> None:
+        done[-1] += n
+
+    req = request(path, buckets=buckets, batch_lines=100, spill_dir=tmp_path)
+    await import_file(store, req, key, RULES, "test", T0, progress, None, phase)
+    if buckets:
+        assert phases == [("reading", len(data)), ("inserting", len(numbers))]
+        assert done == [len(data), len(numbers)]
+    else:
+        assert phases == [("importing", len(data))]
+        assert done == [len(data)]
