@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 MAX_LINE = 4096
 """Longer lines are rejected without being kept in memory."""
-BLOCK = 1 << 20
+BLOCK = 1 << 18
 """Bytes read at a time."""
 
 

@@ -5,8 +5,9 @@ batch by batch dirties one B-tree page per row: the import slows to a crawl as t
 the cache. A large file is therefore imported in two phases. First every line is parsed (in worker
 processes) and its row appended to one of N bucket files, chosen by where its hash falls in the hash
 space (bucket ``i`` of ``N`` holds the ``i``-th of ``N`` equal ranges). Then the buckets are read in
-order, each sorted by hash and inserted in one transaction: every transaction writes one narrow,
-contiguous key range (into an empty store, only the B-tree's right edge).
+order and each is inserted in one transaction, sorted by hash on the way in (the SQLite store sorts
+a batch in its insert statement): every transaction writes one narrow, contiguous key range (into an
+empty store, only the B-tree's right edge).
 
 N comes from the file size, so that a bucket holds at most about :data:`TARGET_ROWS` rows: a
 transaction of a fraction of a second, far below the busy timeout of the store's other writers. A
@@ -28,9 +29,8 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
-from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO
 
@@ -44,10 +44,8 @@ SHORTEST_LINE = 12
 upper estimate of its rows."""
 MAX_BUCKETS = 512
 """Bucket files open at once while parsing (half the usual limit of open files)."""
-SPLIT_ABOVE = 24 << 20
-"""A bucket file larger than this (bytes; ~250k rows of a list) is split again before it is read."""
-
-_BY_HASH = itemgetter(0)
+SPLIT_ABOVE = 16 << 20
+"""A bucket file larger than this (bytes; ~200k rows of a list) is split again before it is read."""
 
 
 def bucket_count(size: int) -> int:
@@ -117,7 +115,8 @@ class Spill:
     def close(self) -> None:
         """Remove the files and their directory."""
         for f in self._files:
-            f.close()
+            with suppress(OSError):  # unwritten rows of files about to go
+                f.close()
         self._files = []
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -136,8 +135,8 @@ class Spill:
         self._files = []
 
     def drain(self) -> Iterator[list[ImportRow]]:
-        """The rows bucket by bucket, in hash order, each sorted by hash (repeats of a row keep the
-        file's order); a file goes once read."""
+        """The rows bucket by bucket, in hash order (within a bucket, in the file's order); a file
+        goes once read."""
         self.finish()
         with _translate(self.dir):
             for i in range(self.buckets):
@@ -145,24 +144,23 @@ class Spill:
                 if path.stat().st_size > SPLIT_ABOVE:
                     yield from self._split(path, self.buckets, i)
                 else:
-                    yield _sorted(_load(path, unique=False))
+                    yield _load(path, unique=False)
 
     def _split(self, path: Path, scale: int, index: int) -> Iterator[list[ImportRow]]:
+        """Bucket ``index`` of ``scale``, too large to read at once, split into parts of half the
+        limit (frame by frame) and read part by part."""
         parts = -(-path.stat().st_size * 2 // SPLIT_ABOVE)
         paths = [self._path(scale * parts, index * parts + j) for j in range(parts)]
-        files = [_create(p) for p in paths]
-        try:
+        with ExitStack() as stack:
+            files = [stack.enter_context(_create(p)) for p in paths]
             for frame in _read_frames(path):
                 for f, part in zip(files, _frames(frame, parts, scale * parts, index * parts), strict=True):
                     if part:
                         f.write(part)
-        finally:
-            for f in files:
-                f.close()
         path.unlink()
         for part_path in paths:
             big = part_path.stat().st_size > SPLIT_ABOVE
-            yield _sorted(_load(part_path, unique=big))
+            yield _load(part_path, unique=big)
 
     def _path(self, scale: int, index: int) -> Path:
         return self.dir / f"{scale}-{index}"
@@ -173,14 +171,11 @@ def _create(path: Path) -> BinaryIO:
 
 
 def _read_frames(path: Path) -> Iterator[list[ImportRow]]:
-    """The frames of a file, read whole (``marshal.load`` from a file reads value by value: 10x slower)."""
-    data = memoryview(path.read_bytes())
-    at = 0
-    while at < len(data):
-        end = at + 4 + int.from_bytes(data[at : at + 4], "little")
-        frame: list[ImportRow] = marshal.loads(data[at + 4 : end])
-        yield frame
-        at = end
+    """The frames of a file, one read each (``marshal.load`` reads a file value by value: 10x slower)."""
+    with path.open("rb") as f:
+        while head := f.read(4):
+            frame: list[ImportRow] = marshal.loads(f.read(int.from_bytes(head, "little")))
+            yield frame
 
 
 def _load(path: Path, *, unique: bool) -> list[ImportRow]:
@@ -197,11 +192,6 @@ def _load(path: Path, *, unique: bool) -> list[ImportRow]:
         for frame in _read_frames(path):
             rows += frame
     path.unlink()
-    return rows
-
-
-def _sorted(rows: list[ImportRow]) -> list[ImportRow]:
-    rows.sort(key=_BY_HASH)
     return rows
 
 

@@ -4,9 +4,8 @@ and stores the rows. See :mod:`callshield.import_parse` for the formats.
 Two ways to store them. Small files (and any file with ``buckets=0``) are streamed: each chunk's
 rows are inserted in one transaction as the chunk is parsed. Large files go through hash buckets
 (:mod:`callshield.import_spill`): all rows are parsed and spilled to bucket files first, then
-inserted bucket by bucket, one transaction each, in hash order (reading and sorting the next bucket
-overlaps the insert of the current one). Either way a killed import leaves whole transactions behind,
-and running it again adds the rest.
+inserted bucket by bucket, one transaction each, in hash order. Either way a killed import leaves
+whole transactions behind, and running it again adds the rest.
 """
 
 from __future__ import annotations
@@ -214,18 +213,12 @@ async def _bucketed(run: _Run, buckets: int) -> tuple[int, int, int]:
 
 
 async def _insert(run: _Run, buckets: Iterator[list[ImportRow]]) -> int:
-    """Insert each bucket in one transaction; returns how many rows were new. The next bucket is
-    read and sorted in a thread meanwhile: SQLite runs the insert without holding the GIL."""
+    """Insert each bucket in one transaction; returns how many rows were new."""
     added = 0
-    ahead = asyncio.ensure_future(asyncio.to_thread(next, buckets, None))
-    try:
-        while (rows := await ahead) is not None:
-            ahead = asyncio.ensure_future(asyncio.to_thread(next, buckets, None))
-            added += await run.store.import_rows(rows)
-            run.progress(len(rows))
-            del rows  # before the next bucket comes in: two in memory at most
-    finally:
-        await asyncio.wait([ahead])  # the thread may still be reading: let it finish
+    for rows in buckets:
+        added += await run.store.import_rows(rows)
+        run.progress(len(rows))
+        del rows  # before the next bucket is read: one in memory at a time
     return added
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+import marshal
 import os
 import random
 from collections.abc import Iterator
@@ -14,12 +16,12 @@ from typing import BinaryIO
 import pytest
 from callshield import import_spill
 from callshield.import_parse import MAX_LINE, Chunk, ChunkSpec, read_chunks
-from callshield.import_spill import MAX_BUCKETS, Spill, bucket_count, bucket_of, parse_split
+from callshield.import_spill import MAX_BUCKETS, Spill, SplitChunk, bucket_count, bucket_of, parse_split
 from callshield.importer import ImportRequest, import_file
 from callshield.keys import fingerprint
 from callshield.models import Scope, Source
 from callshield.numbers import NumberRules
-from callshield.store.base import ShieldStore
+from callshield.store.base import ImportRow, ShieldStore
 from callshield.transfer import HASH_COLUMNS, HASH_HEADER
 from testkit import T0
 
@@ -82,6 +84,15 @@ def spec(fmt: str = "text") -> ChunkSpec:
     return ChunkSpec(fmt, 0, os.urandom(32), NumberRules(), "global", "import", "r", "[]", 0, None)
 
 
+def split_rows(split: SplitChunk) -> list[ImportRow]:
+    """The rows of a parsed chunk's frames (each: length, then marshalled rows)."""
+    rows: list[ImportRow] = []
+    for frame in split.frames:
+        if frame:
+            rows += marshal.loads(frame[4:])
+    return rows
+
+
 def test_a_large_bucket_is_split_again_and_a_repeated_number_is_read_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -89,14 +100,18 @@ def test_a_large_bucket_is_split_again_and_a_repeated_number_is_read_once(
     lines: list[bytes | None] = [b"+86138%08d" % i for i in range(300)]
     lines += [b"+8613900000000"] * 200
     with Spill(1, tmp_path) as spill:
-        spill.write(parse_split(spec(), 1, Chunk(1, lines, 0)).frames)
-        buckets = list(spill.drain())
+        split = parse_split(spec(), 1, Chunk(1, lines, 0))
+        spill.write(split.frames)
+        buckets = [bucket for bucket in spill.drain() if bucket]
         assert list(spill.dir.iterdir()) == []
     assert len(buckets) > 2
-    rows = [row for bucket in buckets for row in bucket]
-    hashes = [row[0] for row in rows]
-    assert hashes == sorted(hashes)
-    assert len(rows) == len(set(hashes)) == 301
+    for lower, upper in itertools.pairwise(buckets):
+        assert max(row[0] for row in lower) < min(row[0] for row in upper)
+    first_seen = {row[0]: i for i, row in reversed(list(enumerate(split_rows(split))))}
+    for bucket in buckets:
+        seen = [first_seen[row[0]] for row in bucket]
+        assert seen == sorted(seen)  # the file's order
+    assert sorted(row[0] for bucket in buckets for row in bucket) == sorted(first_seen)
     assert list(tmp_path.glob("callshield-import-*")) == []
 
 
