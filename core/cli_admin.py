@@ -317,8 +317,20 @@ async def serve(app: App, log_level: str) -> None:
 
 
 def register(group: click.Group) -> None:
+    from callshield.cli_journal import journal_group
     from callshield.cli_mark import mark_command
 
-    commands: list[Any] = [init, import_, export, purge, stats, audit, prefix, serve, mark_command]
+    commands: list[Any] = [
+        init,
+        import_,
+        export,
+        purge,
+        stats,
+        audit,
+        prefix,
+        serve,
+        mark_command,
+        journal_group,
+    ]
     for command in commands:
         group.add_command(command)

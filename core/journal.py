@@ -121,6 +121,25 @@ class Journal:
         except FileNotFoundError:
             return not self.replaying.exists()
 
+    def peek(self) -> tuple[list[Pending], int]:
+        """The refusals waiting, each once, oldest first, and the count of lines kept in ``PATH.rejected``.
+
+        Reads only, takes no lock: safe beside a running service (a line being appended just then
+        is not shown). Raises StoreUnavailable if the files cannot be read.
+        """
+        try:
+            done = set(_read_lines(self.done)) if self.replaying.exists() else set()
+            lines = [*_read_lines(self.replaying), *_read_lines(self.path)]
+            rejected = len(_read_lines(self.rejected))
+        except OSError as e:
+            raise StoreUnavailable(f"refusal journal {self.path} cannot be read: {e.strerror}") from None
+        items: dict[str, Pending] = {}
+        for line in lines:
+            item = self._open_line(line)
+            if item is not None and item.id.encode("ascii") not in done:
+                items.setdefault(item.id, item)
+        return list(items.values()), rejected
+
     async def replay(self, apply: Apply) -> ReplayReport:
         """Hand every waiting refusal to ``apply``, oldest first; see the module doc for the steps."""
         try:

@@ -200,7 +200,20 @@ def test_a_killed_import_leaves_a_consistent_store_and_a_rerun_completes_it(cli:
 
 @pytest.mark.parametrize(
     "command",
-    ["init", "check", "add", "remove", "list", "import", "export", "purge", "stats", "audit", "prefix"],
+    [
+        "init",
+        "check",
+        "add",
+        "remove",
+        "list",
+        "import",
+        "export",
+        "purge",
+        "stats",
+        "audit",
+        "prefix",
+        "journal",
+    ],
 )
 def test_every_command_has_help(cli: Run, command: str) -> None:
     result = cli(command, "--help")

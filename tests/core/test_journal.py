@@ -244,3 +244,29 @@ async def test_a_replayed_refusal_is_the_one_appended(journal: Journal) -> None:
     await journal.replay(sink)
     assert sink.taken == [item]
     assert sink.taken[0].entry.expires_at is None and sink.taken[0].entry.evidence["digits"] == "*9"
+
+
+async def test_peek_shows_what_waits_without_moving_anything(journal: Journal) -> None:
+    assert journal.peek() == ([], 0)
+    first, second, third = pending("+8613800138000"), pending("+15559991234"), pending("+447700900123")
+    for item in (first, second, third):
+        journal.append(item)
+    before = journal.path.read_bytes()
+    assert journal.peek() == ([first, second, third], 0)
+    assert journal.path.read_bytes() == before and not journal.replaying.exists()
+    # an unfinished replay: the second was not stored; a new one arrived meanwhile
+    assert await journal.replay(Sink(refuse=lambda item: item == second)) == ReplayReport(2, 1)
+    later = pending("+8613900139000")
+    journal.append(later)
+    with journal.path.open("ab") as f:
+        f.write(b'{"torn":\n')
+    assert journal.peek() == ([second, later], 0)
+    await journal.replay(Sink(refuse=lambda item: True))
+    assert journal.peek() == ([second, later], 1)  # the torn line now kept in .rejected
+
+
+def test_peek_that_cannot_read_raises_store_unavailable(journal: Journal) -> None:
+    journal.path.parent.mkdir(parents=True)
+    journal.path.mkdir()  # a directory where the journal should be
+    with pytest.raises(StoreUnavailable, match="cannot be read"):
+        journal.peek()

@@ -79,3 +79,29 @@ async def test_mark_a_call_by_channel_ends_it(tmp_path: Path) -> None:
         assert missing[0] == 2
         assert "no live channel" in missing[2]
     assert (await cli(config, "check", "13900139000"))[0] == 1
+
+
+async def test_journal_shows_waiting_refusals_and_replay_stores_them(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"{tmp_path}/shield.db")
+    assert (await cli(config, "init"))[0] == 0
+    assert (await cli(config, "journal"))[:2] == (
+        0,
+        f"journal {tmp_path}/refusals.journal: 0 refusal(s) waiting for the store\n",
+    )
+    (tmp_path / "shield.db").rename(tmp_path / "moved.db")
+    (tmp_path / "shield.db").mkdir()
+    assert (await cli(config, "mark", "13800138000", "--company", "acme"))[0] == 0
+    status, out, _ = await cli(config, "journal", "status")
+    assert status == 1
+    assert "1 refusal(s) waiting" in out
+    assert "+86138****8000  company:acme  agent_flag  until 20" in out
+    assert "13800138000" not in out
+    failed = await cli(config, "journal", "replay")
+    assert failed[0] == 2  # the store is still unavailable: an error, nothing lost
+    assert (await cli(config, "journal"))[0] == 1
+    (tmp_path / "shield.db").rmdir()
+    (tmp_path / "moved.db").rename(tmp_path / "shield.db")
+    status, out, _ = await cli(config, "journal", "replay")
+    assert (status, out.splitlines()[0]) == (0, "journal replay: 1 refusal(s) stored")
+    assert "0 refusal(s) waiting" in out
+    assert (await cli(config, "check", "13800138000", "--company", "acme"))[0] == 1
