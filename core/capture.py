@@ -32,13 +32,22 @@ from callshield.journal import Journal, Pending, new_id
 from callshield.models import GLOBAL, Scope, ShieldEntry, Source
 from callshield.numbers import NumberRules, normalize
 from callshield.privacy import mask
-from callshield.store.base import AddResult, NewEntry, ShieldStore
+from callshield.store.base import (
+    MAX_EVIDENCE_ITEMS,
+    MAX_EVIDENCE_KEY,
+    MAX_EVIDENCE_VALUE,
+    MAX_REASON,
+    AddResult,
+    NewEntry,
+    ShieldStore,
+)
 
 log = logging.getLogger(__name__)
 
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 #: Evidence keys the store or the recorder write themselves.
 RESERVED_EVIDENCE = frozenset({"at", "source", "reason", "refusal_id", "refused_at"})
+CLIPPED = "...[clipped]"
 DEFAULT_STORE_TIMEOUT = 0.5
 
 
@@ -71,12 +80,26 @@ class Refusal:
             raise InvalidInput("a refusal's time must carry its time zone")
         if not self.reason:
             raise InvalidInput("a refusal needs a reason")
+        if len(self.reason) > MAX_REASON:
+            raise InvalidInput(f"the reason is {len(self.reason)} characters long (at most {MAX_REASON})")
+        if len(self.evidence) > MAX_EVIDENCE_ITEMS - len(RESERVED_EVIDENCE):
+            raise InvalidInput(
+                f"{len(self.evidence)} evidence items (at most {MAX_EVIDENCE_ITEMS - len(RESERVED_EVIDENCE)})"
+            )
         for k, v in self.evidence.items():
             if not isinstance(k, str) or not isinstance(v, str):
                 raise InvalidInput("refusal evidence must map text to text")
-            if k in RESERVED_EVIDENCE:
-                raise InvalidInput(f"refusal evidence may not use the key {k!r}")
-        object.__setattr__(self, "evidence", MappingProxyType(dict(self.evidence)))
+            if k in RESERVED_EVIDENCE or len(k) > MAX_EVIDENCE_KEY:
+                raise InvalidInput(f"refusal evidence may not use the key {k[:MAX_EVIDENCE_KEY]!r}")
+        evidence = {k: _clip(v) for k, v in self.evidence.items()}  # a refusal is never lost for its evidence
+        object.__setattr__(self, "evidence", MappingProxyType(evidence))
+
+
+def _clip(value: str) -> str:
+    """An evidence value cut to the store's bound (a PBX may hand over a very long SIP Call-ID)."""
+    if len(value) <= MAX_EVIDENCE_VALUE:
+        return value
+    return value[: MAX_EVIDENCE_VALUE - len(CLIPPED)] + CLIPPED
 
 
 class Durability(enum.StrEnum):

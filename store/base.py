@@ -13,10 +13,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from callshield.errors import InvalidInput
 from callshield.keys import fingerprint
 from callshield.models import Action, Matches, PrefixRule, Scope, ShieldEntry, Source
 from callshield.privacy import keyed_hash, mask
 from callshield.store.audit import AuditRecord, ChainReport, ChainWalker, chain_key
+
+MAX_REASON = 500
+MAX_EVIDENCE_ITEMS = 16
+MAX_EVIDENCE_KEY = 40
+MAX_EVIDENCE_VALUE = 256
+"""Bounds on what one entry carries besides the number: evidence is a record, not a file store."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,18 @@ class NewEntry:
     reason: str
     expires_at: datetime | None
     evidence: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.reason) > MAX_REASON:
+            raise InvalidInput(f"the reason is {len(self.reason)} characters long (at most {MAX_REASON})")
+        if len(self.evidence) > MAX_EVIDENCE_ITEMS:
+            raise InvalidInput(f"{len(self.evidence)} evidence items (at most {MAX_EVIDENCE_ITEMS})")
+        for k, v in self.evidence.items():
+            if len(str(k)) > MAX_EVIDENCE_KEY or len(str(v)) > MAX_EVIDENCE_VALUE:
+                raise InvalidInput(
+                    f"evidence {str(k)[:MAX_EVIDENCE_KEY]!r}: at most {MAX_EVIDENCE_KEY} characters "
+                    f"per name and {MAX_EVIDENCE_VALUE} per value"
+                )
 
     @property
     def masked(self) -> str:

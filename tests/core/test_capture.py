@@ -296,3 +296,42 @@ async def test_the_gate_blocks_a_journaled_refusal_before_it_reaches_the_store(
     assert await recorder.replay() == 1
     assert recorder.pending("+8613800138000") == ()
     assert not (await gate.check("13800138000")).decision.allowed
+
+
+def test_refusal_clips_long_evidence_values_but_keeps_the_refusal() -> None:
+    call_id = "x" * 1000 + "@pbx"
+    refusal = Refusal(NUMBER, SCOPE, Source.AGENT_KEYPAD, "customer refused", {"call_id": call_id}, T0)
+    kept = refusal.evidence["call_id"]
+    assert len(kept) == 256
+    assert kept.startswith("xxxx") and kept.endswith("...[clipped]")
+    NewEntry(NUMBER, SCOPE, Source.AGENT_KEYPAD, refusal.reason, None, refusal.evidence)  # the store takes it
+
+
+@pytest.mark.parametrize(
+    ("reason", "evidence", "problem"),
+    [
+        ("r" * 501, {}, "reason is 501 characters"),
+        ("refused", {f"k{i}": "v" for i in range(12)}, "12 evidence items"),
+        ("refused", {"k" * 41: "v"}, "may not use the key"),
+    ],
+)
+def test_refusal_with_oversized_operator_input_is_refused(
+    reason: str, evidence: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(InvalidInput, match=problem):
+        Refusal(NUMBER, SCOPE, Source.AGENT_FLAG, reason, evidence, T0)
+
+
+@pytest.mark.parametrize(
+    ("reason", "evidence", "problem"),
+    [
+        ("r" * 501, {}, "reason is 501 characters long"),
+        ("ok", {f"k{i}": "v" for i in range(17)}, "17 evidence items"),
+        ("ok", {"agent": "a" * 257}, "evidence 'agent': at most"),
+        ("ok", {"k" * 41: "v"}, "at most 40 characters per name"),
+    ],
+)
+def test_new_entry_bounds_reason_and_evidence(reason: str, evidence: dict[str, str], problem: str) -> None:
+    with pytest.raises(InvalidInput, match=problem):
+        NewEntry(NUMBER, SCOPE, Source.ADMIN, reason, None, evidence)
+    NewEntry(NUMBER, SCOPE, Source.ADMIN, "r" * 500, None, {f"k{i}": "v" * 256 for i in range(16)})
