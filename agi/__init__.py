@@ -6,8 +6,9 @@ and returns; the server closes the socket at once (Asterisk keeps the channel un
 continues the dialplan with ``AGISTATUS=SUCCESS`` after).
 
 Modules: :mod:`~callshield.agi.protocol` (wire format, pure: replies, commands, and the header
-block from :mod:`~callshield.agi.request`), :mod:`~callshield.agi.session` (one session on
-asyncio streams), :mod:`~callshield.agi.server` (accept, route, limits, shutdown).
+block from :mod:`~callshield.agi.request`), :mod:`~callshield.agi.stream` (one connection's
+reads, writes, deadlines and close), :mod:`~callshield.agi.session` (the commands of one
+session), :mod:`~callshield.agi.server` (accept, route, limits, shutdown).
 
 Why not panoramisk (1.4; read: ``panoramisk/fast_agi.py`` and ``panoramisk/utils.py``)? Its
 FastAGI part is a few dozen lines, and none of it holds up against what Asterisk and hostile
@@ -35,7 +36,9 @@ with ``fgets`` from a buffered stdio stream: the second and third command land i
 buffer and Asterisk goes back to polling the socket, which stays silent, so they are not
 answered until the server sends something else; the session would stall until its reply
 timeout. So each command is one round trip (write, then read the reply: one await). The fake
-Asterisk in ``tests/agi`` reproduces that stdio behaviour and a test shows the stall.
+Asterisk in ``tests/agi`` reproduces that stdio behaviour and a test shows the stall. (res_agi's
+``run_agi`` has done this since its first versions: ``fdopen`` of the socket, ``setlinebuf``,
+then per command ``ast_waitfor_nandfds`` on the descriptor and one ``fgets``.)
 """
 
 from callshield.agi.protocol import AgiCommandError, AgiReply, AgiRequest

@@ -32,19 +32,22 @@ def gate_handler(gate: Gate, ledger: GateLedger | None = None) -> Handler:
     """The gate script; ``ledger`` notes allowed calls for the guard (the uniqueid is the channel id)."""
 
     async def gate_script(session: AgiSession) -> None:
-        number, company, campaign = call_arguments(session.request.args)
+        request = session.request
+        number, company, campaign = call_arguments(request.args)
         verdict = await gate.check(number, company, campaign)
-        if ledger is not None and verdict.decision.allowed and verdict.e164 is not None:
-            ledger.allowed(session.request.uniqueid, verdict.e164)
+        decision = verdict.decision
+        if ledger is not None and decision.allowed and verdict.e164 is not None:
+            ledger.allowed(request.uniqueid, verdict.e164)
         for name, value in verdict.variables().items():
             await session.set_variable(name, value)
+        await session.close()  # Asterisk continues the dialplan now; the log line can wait
         log.info(
             "agi gate %s %s %s (%s) uniqueid=%s",
             verdict.masked,
-            verdict.decision.action,
-            verdict.decision.reason,
-            verdict.decision.rule,
-            session.request.uniqueid,
+            decision.action,
+            decision.reason,
+            decision.rule,
+            request.uniqueid,
         )
 
     return gate_script

@@ -27,12 +27,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from callshield.agi.request import AgiRequest, parse_header_line, parse_request
+from callshield.agi.request import AgiRequest, parse_header_block, parse_header_line, parse_request
 from callshield.errors import PeerError, PeerProtocolError
 
 __all__ = [
     "HANGUP_LINE",
     "MAX_COMMAND_BYTES",
+    "OK_LINE",
+    "OK_REPLY",
     "AgiCommandError",
     "AgiReply",
     "AgiRequest",
@@ -40,6 +42,7 @@ __all__ = [
     "decode_line",
     "format_command",
     "is_hangup",
+    "parse_header_block",
     "parse_header_line",
     "parse_reply",
     "parse_request",
@@ -65,6 +68,10 @@ _FIELD = re.compile(r"\s+(\w+)=(\S*)")
 _FIELDS_ONLY = re.compile(r"(?:\s+\w+=\S*)*\s*")
 _VERB = re.compile(r"[A-Za-z]+(?: [A-Za-z]+)*")
 _UNSAFE = re.compile(r"[\r\n\x00]")
+_VERBS = frozenset(
+    ("SET VARIABLE", "GET VARIABLE", "GET FULL VARIABLE", "VERBOSE", "EXEC", "ANSWER", "HANGUP")
+)
+"""Verbs callshield itself sends, known to be well formed."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,6 +108,12 @@ class AgiReply:
     def get(self, name: str) -> str | None:
         """The value of the ``name=value`` field ``name`` (e.g. ``endpos``), or None."""
         return next((v for k, v in self.fields if k == name), None)
+
+
+OK_LINE = b"200 result=1\n"
+"""The most common reply on the wire (SET VARIABLE's), recognised without parsing."""
+OK_REPLY = AgiReply(code=200, result="1")
+"""``OK_LINE`` parsed (replies are immutable, so one instance serves every session)."""
 
 
 class AgiCommandError(PeerError):
@@ -246,9 +259,9 @@ def format_command(verb: str, *args: str) -> bytes:
     Raises ValueError for a verb that is not words of letters, an unsafe argument (see
     :func:`quote`), or a line longer than :data:`MAX_COMMAND_BYTES`.
     """
-    if not _VERB.fullmatch(verb):
+    if verb not in _VERBS and not _VERB.fullmatch(verb):
         raise ValueError("AGI command verb must be words of letters separated by single spaces")
-    line = " ".join([verb, *(quote(arg) for arg in args)]).encode("utf-8") + b"\n"
+    line = (" ".join([verb, *map(quote, args)]) + "\n").encode("utf-8")
     if len(line) > MAX_COMMAND_BYTES:
         raise ValueError(f"{verb} command is {len(line)} bytes; Asterisk reads at most {MAX_COMMAND_BYTES}")
     return line

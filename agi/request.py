@@ -12,14 +12,19 @@ Asterisk 22 sends, in this order (``captures/fastagi.jsonl``): ``agi_network``,
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 from urllib.parse import parse_qsl, urlsplit
 
 from callshield.errors import PeerProtocolError
 
 _NAME = re.compile(r"agi_[a-z0-9_]+")
 _ARG = re.compile(r"agi_arg_([1-9][0-9]*)")
+_PREFIX = re.compile(rb"(?:agi_[a-z0-9_]+:[^\n]*\n)*(?:\r|a(?:g(?:i(?:_[a-z0-9_]*(?::[^\n]*)?)?)?)?)?")
+"""The start of a header block, cut anywhere (the last line, or a blank ``\\r\\n``, may be incomplete)."""
+_PAIR = re.compile(r"^(agi_[a-z0-9_]+): ?([^\n]*)\n", re.MULTILINE)
+"""One whole header line: a match per line for a valid block, fewer otherwise."""
 _KNOWN = frozenset(
     (
         "agi_network",
@@ -50,67 +55,92 @@ _KNOWN = frozenset(
 Pairs = tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+class _Header:
+    """An attribute of :class:`AgiRequest` read from its header block: the value, or ``""``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, request: None, owner: type[AgiRequest]) -> _Header: ...
+    @overload
+    def __get__(self, request: AgiRequest, owner: type[AgiRequest]) -> str: ...
+    def __get__(self, request: AgiRequest | None, owner: type[AgiRequest]) -> str | _Header:
+        return self if request is None else request.headers.get(self.name, "")
+
+
+_SHOWN = ("uniqueid", "context", "priority", "language", "channel_type", "version", "threadid")
+"""What ``repr`` shows besides the script: nothing that can hold a phone number."""
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
 class AgiRequest:
     """What Asterisk tells about the call when it opens a FastAGI session.
 
-    Values are the header values as sent (strings; ``unknown`` where Asterisk says so). Fields
-    that can hold a phone number are left out of ``repr``: log ``uniqueid``, never the channel
-    name (a Local channel's name contains the dialled number).
+    Values are the header values as sent (strings; ``unknown`` where Asterisk says so; ``""``
+    for a header not sent). Attributes that can hold a phone number are left out of ``repr``:
+    log ``uniqueid``, never the channel name (a Local channel's name contains the dialled number).
     """
 
     script: str = ""
     """Script path without query and surrounding slashes: ``callshield/gate``. Used for routing."""
-    query: Pairs = field(default=(), repr=False)
+    query: Pairs = ()
     """Query of the AGI URL (``?x=y``) as ordered pairs."""
-    args: tuple[str, ...] = field(default=(), repr=False)
+    args: tuple[str, ...] = ()
     """``agi_arg_1`` ... ``agi_arg_N``: the dialplan's ``AGI(url,arg1,arg2,...)`` arguments."""
-    uniqueid: str = ""
-    """``agi_uniqueid``: the channel's unique id, e.g. ``1795847965.34``. Safe to log."""
-    channel: str = field(default="", repr=False)
-    """``agi_channel``: ``PJSIP/agent2-00000008``, ``Local/5551234@ctx-0000000d;2``."""
-    callerid: str = field(default="", repr=False)
-    """``agi_callerid``: caller id number (the agent's SIP user for an outbound gate)."""
-    calleridname: str = field(default="", repr=False)
-    """``agi_calleridname``: caller id name."""
-    extension: str = field(default="", repr=False)
-    """``agi_extension``: the extension being executed (the dialled number at the gate)."""
-    dnid: str = field(default="", repr=False)
-    """``agi_dnid``: dialled number id, ``unknown`` for Local channels."""
-    rdnis: str = field(default="", repr=False)
-    """``agi_rdnis``: redirecting number, usually ``unknown``."""
-    context: str = ""
-    """``agi_context``: dialplan context."""
-    priority: str = ""
-    """``agi_priority``: dialplan priority of the AGI() call."""
-    language: str = ""
-    """``agi_language``: channel language, e.g. ``en``."""
-    channel_type: str = ""
-    """``agi_type``: channel technology, e.g. ``PJSIP``, ``Local``."""
-    accountcode: str = ""
-    """``agi_accountcode``: often empty."""
-    callingpres: str = ""
-    """``agi_callingpres``: caller id presentation."""
-    callingani2: str = ""
-    """``agi_callingani2``: ANI2 digits."""
-    callington: str = ""
-    """``agi_callington``: type of number."""
-    callingtns: str = ""
-    """``agi_callingtns``: transit network selector."""
-    version: str = ""
-    """``agi_version``: Asterisk version, e.g. ``22.10.1``."""
-    enhanced: str = ""
-    """``agi_enhanced``: ``0.0`` (``1.0`` for EAGI)."""
-    threadid: str = ""
-    """``agi_threadid``: the Asterisk thread running the AGI."""
-    network: str = ""
-    """``agi_network``: ``yes`` for FastAGI."""
-    network_script: str = field(default="", repr=False)
-    """``agi_network_script``: the URL's path and query as sent, e.g. ``callshield/gate?x=y``."""
-    request: str = field(default="", repr=False)
-    """``agi_request``: the whole AGI URL."""
-    extra: Pairs = field(default=(), repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Every header of the block by name, as sent (the attributes below read it)."""
+    extra: Pairs = ()
     """Headers this module does not know (a later Asterisk may add some), in order."""
+
+    uniqueid = _Header("agi_uniqueid")
+    """``agi_uniqueid``: the channel's unique id, e.g. ``1795847965.34``. Safe to log."""
+    channel = _Header("agi_channel")
+    """``agi_channel``: ``PJSIP/agent2-00000008``, ``Local/5551234@ctx-0000000d;2``."""
+    callerid = _Header("agi_callerid")
+    """``agi_callerid``: caller id number (the agent's SIP user for an outbound gate)."""
+    calleridname = _Header("agi_calleridname")
+    """``agi_calleridname``: caller id name."""
+    extension = _Header("agi_extension")
+    """``agi_extension``: the extension being executed (the dialled number at the gate)."""
+    dnid = _Header("agi_dnid")
+    """``agi_dnid``: dialled number id, ``unknown`` for Local channels."""
+    rdnis = _Header("agi_rdnis")
+    """``agi_rdnis``: redirecting number, usually ``unknown``."""
+    context = _Header("agi_context")
+    """``agi_context``: dialplan context."""
+    priority = _Header("agi_priority")
+    """``agi_priority``: dialplan priority of the AGI() call."""
+    language = _Header("agi_language")
+    """``agi_language``: channel language, e.g. ``en``."""
+    channel_type = _Header("agi_type")
+    """``agi_type``: channel technology, e.g. ``PJSIP``, ``Local``."""
+    accountcode = _Header("agi_accountcode")
+    """``agi_accountcode``: often empty."""
+    callingpres = _Header("agi_callingpres")
+    """``agi_callingpres``: caller id presentation."""
+    callingani2 = _Header("agi_callingani2")
+    """``agi_callingani2``: ANI2 digits."""
+    callington = _Header("agi_callington")
+    """``agi_callington``: type of number."""
+    callingtns = _Header("agi_callingtns")
+    """``agi_callingtns``: transit network selector."""
+    version = _Header("agi_version")
+    """``agi_version``: Asterisk version, e.g. ``22.10.1``."""
+    enhanced = _Header("agi_enhanced")
+    """``agi_enhanced``: ``0.0`` (``1.0`` for EAGI)."""
+    threadid = _Header("agi_threadid")
+    """``agi_threadid``: the Asterisk thread running the AGI."""
+    network = _Header("agi_network")
+    """``agi_network``: ``yes`` for FastAGI."""
+    network_script = _Header("agi_network_script")
+    """``agi_network_script``: the URL's path and query as sent, e.g. ``callshield/gate?x=y``."""
+    request = _Header("agi_request")
+    """``agi_request``: the whole AGI URL."""
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _SHOWN)
+        return f"AgiRequest(script={self.script!r}, {shown})"
 
     def query_value(self, name: str) -> str | None:
         """The first value of query parameter ``name``, or None."""
@@ -139,15 +169,22 @@ def _script_and_query(network_script: str | None, request: str) -> tuple[str, Pa
         path, query = parts.path, parts.query
     else:
         path, _, query = network_script.partition("?")
-    return path.strip("/"), tuple(parse_qsl(query, keep_blank_values=True))
+    return path.strip("/"), tuple(parse_qsl(query, keep_blank_values=True)) if query else ()
 
 
-def _args(headers: dict[str, str]) -> tuple[str, ...]:
-    """``agi_arg_1`` ... ``agi_arg_N`` in order; they must be numbered without gaps."""
-    numbered = {int(m[1]): v for k, v in headers.items() if (m := _ARG.fullmatch(k)) is not None}
+def _args_and_extra(headers: Sequence[tuple[str, str]], h: dict[str, str]) -> tuple[tuple[str, ...], Pairs]:
+    """``agi_arg_1`` ... ``agi_arg_N`` in order (numbered without gaps), and unknown headers."""
+    unknown = h.keys() - _KNOWN
+    names = [f"agi_arg_{n}" for n in range(1, len(unknown) + 1)]
+    if unknown.issuperset(names):  # the usual block: known headers, then agi_arg_1 ... agi_arg_N
+        return tuple(h[name] for name in names), ()
+    numbered = {int(m[1]): h[k] for k in unknown if (m := _ARG.fullmatch(k)) is not None}
     if sorted(numbered) != list(range(1, len(numbered) + 1)):
         raise PeerProtocolError("agi_arg_N headers are not numbered 1..N")
-    return tuple(numbered[n] for n in range(1, len(numbered) + 1))
+    args = tuple(numbered[n] for n in range(1, len(numbered) + 1))
+    if len(unknown) == len(numbered):
+        return args, ()
+    return args, tuple((k, v) for k, v in headers if k in unknown and not _ARG.fullmatch(k))
 
 
 def parse_request(headers: Sequence[tuple[str, str]]) -> AgiRequest:
@@ -162,32 +199,38 @@ def parse_request(headers: Sequence[tuple[str, str]]) -> AgiRequest:
     if "agi_request" not in h:
         raise PeerProtocolError("header block has no agi_request")
     script, query = _script_and_query(h.get("agi_network_script"), h["agi_request"])
-    extra = tuple((k, v) for k, v in headers if k not in _KNOWN and not _ARG.fullmatch(k))
-    return AgiRequest(
-        script=script,
-        query=query,
-        args=_args(h),
-        uniqueid=h.get("agi_uniqueid", ""),
-        channel=h.get("agi_channel", ""),
-        callerid=h.get("agi_callerid", ""),
-        calleridname=h.get("agi_calleridname", ""),
-        extension=h.get("agi_extension", ""),
-        dnid=h.get("agi_dnid", ""),
-        rdnis=h.get("agi_rdnis", ""),
-        context=h.get("agi_context", ""),
-        priority=h.get("agi_priority", ""),
-        language=h.get("agi_language", ""),
-        channel_type=h.get("agi_type", ""),
-        accountcode=h.get("agi_accountcode", ""),
-        callingpres=h.get("agi_callingpres", ""),
-        callingani2=h.get("agi_callingani2", ""),
-        callington=h.get("agi_callington", ""),
-        callingtns=h.get("agi_callingtns", ""),
-        version=h.get("agi_version", ""),
-        enhanced=h.get("agi_enhanced", ""),
-        threadid=h.get("agi_threadid", ""),
-        network=h.get("agi_network", ""),
-        network_script=h.get("agi_network_script", ""),
-        request=h["agi_request"],
-        extra=extra,
-    )
+    args, extra = _args_and_extra(headers, h)
+    return AgiRequest(script=script, query=query, args=args, headers=h, extra=extra)
+
+
+def parse_header_block(block: bytes) -> list[tuple[str, str]]:
+    """The ``(name, value)`` pairs of a whole header block, blank line included, in one pass.
+
+    >>> parse_header_block(b"agi_network: yes\\nagi_accountcode: \\n\\n")
+    [('agi_network', 'yes'), ('agi_accountcode', '')]
+
+    Lines are read as :func:`parse_header_line` reads them one by one (``\\r\\n`` endings allowed,
+    undecodable bytes as U+FFFD); raises PeerProtocolError for the first line that is not a header.
+    """
+    text = block.decode("utf-8", errors="replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    body = text[:-1]  # every header line with its newline; the blank line's newline dropped
+    pairs: list[tuple[str, str]] = _PAIR.findall(body)
+    if len(pairs) != body.count("\n"):
+        for line in body.split("\n")[:-1]:
+            parse_header_line(line)  # raises for the first bad line
+        raise PeerProtocolError("header block is not 'agi_<name>: value' lines")
+    return pairs
+
+
+def check_block_start(data: bytes) -> None:
+    """Raise PeerProtocolError unless ``data`` can be the start of a header block.
+
+    For a block still arriving: a peer that is not Asterisk (a web client, a scanner) is turned
+    away at its first line, without waiting for a blank line it may never send.
+    """
+    if _PREFIX.fullmatch(data) is None:
+        for line in data.split(b"\n"):
+            parse_header_line(line.decode("utf-8", errors="replace").removesuffix("\r"))
+        raise PeerProtocolError("header block is not 'agi_<name>: value' lines")

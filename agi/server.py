@@ -2,7 +2,8 @@
 
 The socket layer only pumps (the aioquic way): read the header block under a deadline, pick the
 handler for ``request.script``, hand it an :class:`AgiSession`, and close the socket the moment
-the handler returns or anything fails, because Asterisk keeps the channel alive until then.
+the handler returns or anything fails (or earlier, when the handler closes it itself), because
+Asterisk keeps the channel alive until then. The socket is closed once.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 
 from callshield.agi.protocol import AgiRequest
-from callshield.agi.session import AgiSession, close_stream, read_request
+from callshield.agi.session import AgiSession, read_request
+from callshield.agi.stream import AgiStream
 from callshield.errors import PeerError, PeerProtocolError, PeerUnavailable
 from callshield.privacy import mask
 
@@ -114,6 +116,7 @@ class AgiServer:
             task.cancel()
         await asyncio.gather(*leftovers, return_exceptions=True)
         await server.wait_closed()
+        await asyncio.sleep(0)  # the sockets closed last are released on this turn of the loop
         log.info("FastAGI server closed")
 
     async def __aenter__(self) -> AgiServer:
@@ -135,9 +138,10 @@ class AgiServer:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
+        stream = AgiStream(reader, writer, self._max_line, task)
         try:
             if not self._closing:
-                await self._serve(reader, writer)
+                await self._serve(stream)
         except asyncio.CancelledError:
             log.info(
                 "FastAGI session cancelled (%s)", "server closing" if self._closing else "task cancelled"
@@ -145,12 +149,12 @@ class AgiServer:
             if task is not None:
                 task.uncancel()
         finally:
-            await close_stream(writer)
+            await stream.close()
             if task is not None:
                 self._tasks.discard(task)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = await self._read_request(reader, writer)
+    async def _serve(self, stream: AgiStream) -> None:
+        request = await self._read_request(stream)
         if request is None:
             return
         handler = self._routes.get(request.script)
@@ -158,32 +162,30 @@ class AgiServer:
             log.warning("[%s] no handler for AGI script %r; closing", request.uniqueid, scrub(request.script))
             return
         session = AgiSession(
-            request,
-            reader,
-            writer,
-            max_line=self._max_line,
-            command_timeout=self._command_timeout,
-            media_timeout=self._media_timeout,
+            request, stream, command_timeout=self._command_timeout, media_timeout=self._media_timeout
         )
         try:
             await self._run(handler, session)
         finally:
             await session.close()
 
-    async def _read_request(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> AgiRequest | None:
+    async def _read_request(self, stream: AgiStream) -> AgiRequest | None:
         """The header block, or None (logged) when the peer fails to send one in time."""
-        peer = writer.get_extra_info("peername")
+        stream.arm(self._header_timeout)
         try:
-            async with asyncio.timeout(self._header_timeout):
-                return await read_request(reader, self._max_line, self._max_header_lines)
+            return await read_request(stream, self._max_header_lines)
         except TimeoutError:
-            log.warning("%s: no complete AGI header block within %g s; closing", peer, self._header_timeout)
+            log.warning(
+                "%s: no complete AGI header block within %g s; closing",
+                stream.peername(),
+                self._header_timeout,
+            )
         except PeerUnavailable as exc:
-            log.info("%s: left before the end of the AGI header block: %s", peer, exc)
+            log.info("%s: left before the end of the AGI header block: %s", stream.peername(), exc)
         except PeerProtocolError as exc:
-            log.warning("%s: AGI protocol error in the header block: %s; closing", peer, exc)
+            log.warning("%s: AGI protocol error in the header block: %s; closing", stream.peername(), exc)
+        finally:
+            stream.disarm()
         return None
 
     async def _run(self, handler: Handler, session: AgiSession) -> None:

@@ -1,4 +1,4 @@
-"""One FastAGI session on asyncio streams: read the header block, send commands, read replies.
+"""One FastAGI session on asyncio streams: send commands, read replies.
 
 Every command is one round trip: write the line, then read its reply. Commands are never
 pipelined: res_agi polls the socket, then reads ONE line with ``fgets`` from a buffered stdio
@@ -14,10 +14,11 @@ command raises PeerUnavailable at once, and the server closes the socket.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from callshield.agi.protocol import (
+    OK_LINE,
+    OK_REPLY,
     AgiCommandError,
     AgiReply,
     AgiRequest,
@@ -25,53 +26,18 @@ from callshield.agi.protocol import (
     decode_line,
     format_command,
     is_hangup,
-    parse_header_line,
+    parse_header_block,
     parse_request,
 )
-from callshield.errors import PeerError, PeerProtocolError, PeerUnavailable
+from callshield.agi.stream import AgiStream
+from callshield.errors import PeerError, PeerUnavailable
 
 log = logging.getLogger(__name__)
 
-CLOSE_TIMEOUT = 2.0
-"""Seconds to wait for a closing socket to flush before it is aborted."""
 
-
-async def read_line(reader: asyncio.StreamReader, max_line: int) -> str:
-    """The next line from Asterisk, decoded (see :func:`decode_line`).
-
-    The reader's limit must be ``max_line``. Raises PeerUnavailable on end of stream or a reset,
-    PeerProtocolError for a line longer than ``max_line`` bytes.
-    """
-    try:
-        raw = await reader.readuntil(b"\n")
-    except asyncio.IncompleteReadError as exc:
-        where = "in the middle of a line" if exc.partial else "between lines"
-        raise PeerUnavailable(f"Asterisk closed the connection {where}") from exc
-    except asyncio.LimitOverrunError as exc:
-        raise PeerProtocolError(f"line longer than {max_line} bytes") from exc
-    except ConnectionError as exc:
-        raise PeerUnavailable(f"connection lost ({type(exc).__name__})") from exc
-    return decode_line(raw)
-
-
-async def read_request(reader: asyncio.StreamReader, max_line: int, max_lines: int) -> AgiRequest:
-    """Read the header block up to its blank line and parse it. No timeout: the caller sets one."""
-    headers: list[tuple[str, str]] = []
-    while line := await read_line(reader, max_line):
-        if len(headers) >= max_lines:
-            raise PeerProtocolError(f"header block longer than {max_lines} lines")
-        headers.append(parse_header_line(line))
-    return parse_request(headers)
-
-
-async def close_stream(writer: asyncio.StreamWriter) -> None:
-    """Close the socket now; wait briefly for it to flush, then abort it."""
-    writer.close()
-    try:
-        async with asyncio.timeout(CLOSE_TIMEOUT):
-            await writer.wait_closed()
-    except (OSError, TimeoutError):
-        writer.transport.abort()
+async def read_request(stream: AgiStream, max_lines: int) -> AgiRequest:
+    """Read the header block up to its blank line and parse it. No timeout: the caller arms one."""
+    return parse_request(parse_header_block(await stream.read_block(max_lines)))
 
 
 class AgiSession:
@@ -83,22 +49,15 @@ class AgiSession:
     """
 
     def __init__(
-        self,
-        request: AgiRequest,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        *,
-        max_line: int,
-        command_timeout: float,
-        media_timeout: float,
+        self, request: AgiRequest, stream: AgiStream, *, command_timeout: float, media_timeout: float
     ) -> None:
         self.request = request
-        self._reader = reader
-        self._writer = writer
-        self._max_line = max_line
+        self._stream = stream
         self._command_timeout = command_timeout
         self._media_timeout = media_timeout
         self._hung_up = False
+        self._trace = log.isEnabledFor(logging.DEBUG)
+        """Log every command and reply code (decided once per session: they are many)."""
         self._broken: PeerError | None = None
 
     @property
@@ -118,35 +77,40 @@ class AgiSession:
         if self._broken is not None:
             raise PeerUnavailable(f"AGI session no longer usable ({self._broken})")
         limit = self._command_timeout if reply_timeout is None else reply_timeout
-        log.debug("[%s] >> %s", self.request.uniqueid, verb)
-        self._writer.write(line)
+        if self._trace:
+            log.debug("[%s] >> %s", self.request.uniqueid, verb)
+        stream = self._stream
+        stream.write(line)
+        stream.arm(limit)
         try:
-            async with asyncio.timeout(limit):
-                reply = await self._read_reply()
+            raw = await stream.read_line()
+            reply = OK_REPLY if raw == OK_LINE else await self._read_reply(raw)
         except TimeoutError:
             self._broken = PeerUnavailable(f"no reply to {verb} within {limit:g} s")
             raise self._broken from None
         except PeerError as exc:
             self._broken = exc
             raise
-        log.debug("[%s] << %d", self.request.uniqueid, reply.code)  # results may be digits typed
+        finally:
+            stream.disarm()
+        if self._trace:
+            log.debug("[%s] << %d", self.request.uniqueid, reply.code)  # results may be digits typed
         return reply
 
-    async def _read_reply(self) -> AgiReply:
-        """Lines up to the end of the next final reply; HANGUP notices and 1xx replies are noted."""
+    async def _read_reply(self, raw: bytes) -> AgiReply:
+        """From the line ``raw`` on, lines up to the end of the next final reply; HANGUP notices
+        and 1xx replies are noted. (``OK_LINE``, the common case, is recognised before.)"""
         assembler = ReplyAssembler()
         while True:
-            line = await read_line(self._reader, self._max_line)
+            line = decode_line(raw)
             if is_hangup(line):
                 log.debug("[%s] << HANGUP", self.request.uniqueid)
                 self._hung_up = True
-                continue
-            reply = assembler.feed(line)
-            if reply is None:
-                continue
-            if not 100 <= reply.code < 200:
-                return reply
-            assembler = ReplyAssembler()  # interim, e.g. "100 result=0 Trying...": the reply follows
+            elif (reply := assembler.feed(line)) is not None:
+                if not 100 <= reply.code < 200:
+                    return reply
+                assembler = ReplyAssembler()  # interim, e.g. "100 result=0 Trying...": the reply follows
+            raw = await self._stream.read_line()
 
     async def _ok(self, verb: str, *args: str, reply_timeout: float | None = None) -> AgiReply:
         """Send; raise AgiCommandError unless the reply is a 200."""
@@ -165,7 +129,9 @@ class AgiSession:
 
     async def set_variable(self, name: str, value: str) -> None:
         """SET VARIABLE: the dialplan sees ``${name}`` as ``value`` (spaces and quotes kept)."""
-        await self._ok("SET VARIABLE", name, value)
+        reply = await self.send("SET VARIABLE", name, value)
+        if reply is not OK_REPLY and not reply.ok:
+            raise AgiCommandError("SET VARIABLE", reply)
 
     async def get_variable(self, name: str) -> str | None:
         """GET VARIABLE: the channel variable's value, or None when it is not set."""
@@ -234,7 +200,11 @@ class AgiSession:
         await self._ok("VERBOSE", message, str(level))
 
     async def close(self) -> None:
-        """Close the socket now (the server does this when the handler returns)."""
+        """Close the socket now (the server does it anyway when the handler returns).
+
+        Asterisk continues the dialplan only then: a handler that has nothing left to send
+        closes as soon as it is done, and does its bookkeeping after.
+        """
         if self._broken is None:
             self._broken = PeerUnavailable("AGI session closed")
-        await close_stream(self._writer)
+        await self._stream.close()

@@ -5,9 +5,10 @@
 (serve always hands the handler its ledger of allowed calls), logging configured like ``serve``
 (``--log-level``, INFO by default: one line per decision).
 
-``floor``: a bare asyncio FastAGI responder: reads the header block line by line, takes
-``agi_arg_1``, writes the same three ``SET VARIABLE`` lines byte for byte, reading each reply,
-and closes. Which numbers are shielded it takes from the calls file, not from the store.
+``floor``: a bare asyncio FastAGI responder: reads the header block in one ``readuntil`` up to
+its blank line, takes ``agi_arg_1``, writes the same three ``SET VARIABLE`` lines byte for byte,
+reading each reply, and closes (nothing is left to flush then, so it does not wait for the close).
+Which numbers are shielded it takes from the calls file, not from the store.
 
 Both listen on 127.0.0.1 (a free port), print ``ready PORT``, and serve until stdin closes.
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 
 from callshield.agi.gate import GATE_SCRIPT, gate_handler
@@ -28,7 +28,7 @@ from callshield.store.sqlite import SqliteStore
 from gate_serve import announce, pin_self, profiled, subject_arguments, until_stopped
 from gate_workload import load_key, read_calls
 
-ARG_1 = b"agi_arg_1: "
+ARG_1 = b"\nagi_arg_1: "
 
 
 async def serve_callshield(args: argparse.Namespace) -> None:
@@ -59,10 +59,9 @@ async def serve_floor(args: argparse.Namespace) -> None:
 
     async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            number = ""
-            while (line := await reader.readuntil(b"\n")) != b"\n":
-                if line.startswith(ARG_1):
-                    number = line[len(ARG_1) : -1].decode()
+            block = await reader.readuntil(b"\n\n")
+            start = block.find(ARG_1) + len(ARG_1)
+            number = block[start : block.index(b"\n", start)].decode() if start >= len(ARG_1) else ""
             for command in script[number in blocked]:
                 writer.write(command)
                 await reader.readuntil(b"\n")
@@ -70,8 +69,6 @@ async def serve_floor(args: argparse.Namespace) -> None:
             pass
         finally:
             writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
 
     server = await asyncio.start_server(respond, "127.0.0.1", 0, limit=8192)
     async with server:

@@ -91,3 +91,16 @@ def test_call_arguments() -> None:
     assert call_arguments(()) == ("", None, None)
     assert call_arguments(("5551234", "", "x")) == ("5551234", None, "x")
     assert call_arguments(("5551234", "acme", "spring", "extra")) == ("5551234", "acme", "spring")
+
+
+async def test_one_info_line_per_decision(store: ShieldStore, caplog: pytest.LogCaptureFixture) -> None:
+    await shield(store)
+    fake = await dial(store, SHIELDED, "acme")
+    lines = [r for r in caplog.records if r.name == "callshield.agi.gate"]
+    assert [(r.levelname, r.getMessage()) for r in lines] == [
+        (
+            "INFO",
+            "agi gate +86138****8000 BLOCK shielded (entry global customer_optout) uniqueid=1795847965.34",
+        )
+    ]
+    assert fake.closed_by_server and SHIELDED not in caplog.text

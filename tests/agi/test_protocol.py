@@ -6,6 +6,8 @@ import agi_capture
 import pytest
 from callshield.agi.protocol import (
     MAX_COMMAND_BYTES,
+    OK_LINE,
+    OK_REPLY,
     AgiReply,
     ReplyAssembler,
     decode_line,
@@ -275,3 +277,8 @@ def test_command_length_limit() -> None:
     assert len(format_command("SET VARIABLE", "N", "x" * (MAX_COMMAND_BYTES - fixed))) == MAX_COMMAND_BYTES
     with pytest.raises(ValueError, match="at most"):
         format_command("SET VARIABLE", "N", "x" * (MAX_COMMAND_BYTES - fixed + 1))
+
+
+def test_the_shared_ok_reply_is_the_parsed_ok_line() -> None:
+    assert parse_reply(decode_line(OK_LINE)) == OK_REPLY
+    assert ReplyAssembler().feed(decode_line(OK_LINE)) == OK_REPLY

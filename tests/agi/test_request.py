@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import agi_capture
 import pytest
-from callshield.agi.request import parse_header_line, parse_request
+from callshield.agi.request import check_block_start, parse_header_block, parse_header_line, parse_request
 from callshield.errors import PeerProtocolError
 
 
@@ -125,3 +125,53 @@ def test_args_in_order_and_unknown_headers_kept() -> None:
 def test_bad_header_blocks(pairs: list[tuple[str, str]]) -> None:
     with pytest.raises(PeerProtocolError):
         parse_request(pairs)
+
+
+@pytest.mark.parametrize("conn", agi_capture.connections())
+def test_block_parser_agrees_with_the_line_parser(conn: int) -> None:
+    block = agi_capture.header_block(conn)
+    assert parse_header_block(block) == [parse_header_line(line) for line in agi_capture.header_lines(conn)]
+    crlf = block.replace(b"\n", b"\r\n")
+    assert parse_header_block(crlf) == parse_header_block(block)
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        (b"\n", []),
+        (b"agi_accountcode: \nagi_accountcode2:\n\n", [("agi_accountcode", ""), ("agi_accountcode2", "")]),
+        (b"agi_calleridname: A: B\n\n", [("agi_calleridname", "A: B")]),
+        (b"agi_calleridname:  two\n\n", [("agi_calleridname", " two")]),
+        (b"agi_calleridname: Agn\xe8s\n\n", [("agi_calleridname", "Agn\ufffds")]),
+        (b"agi_calleridname: x\r\r\n\n", [("agi_calleridname", "x\r")]),
+    ],
+)
+def test_block_parser_values(block: bytes, expected: list[tuple[str, str]]) -> None:
+    assert parse_header_block(block) == expected
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        b"agi_network: yes\nAGI_X: 1\n\n",
+        b"agi_network: yes\nno colon\n\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+)
+def test_block_parser_refuses_what_the_line_parser_refuses(block: bytes) -> None:
+    with pytest.raises(PeerProtocolError, match="is not 'agi_<name>: value'") as info:
+        parse_header_block(block)
+    assert "HTTP" not in str(info.value) and "no colon" not in str(info.value)
+
+
+def test_every_cut_of_a_real_block_is_a_valid_start() -> None:
+    block = agi_capture.header_block(1)
+    for data in (block, block.replace(b"\n", b"\r\n")):
+        for cut in range(1, len(data)):
+            check_block_start(data[:cut])
+
+
+@pytest.mark.parametrize("data", [b"GET / HTTP/1.1\r\n", b"agi_network: yes\nagi_X", b"\x16\x03\x01", b"agx"])
+def test_a_start_that_cannot_become_a_block(data: bytes) -> None:
+    with pytest.raises(PeerProtocolError, match="is not 'agi_<name>: value'"):
+        check_block_start(data)
