@@ -9,14 +9,16 @@ same :class:`~callshield.gate.Gate` and hangs blocked legs up (:mod:`callshield.
 
 Cheap on the full event stream of a busy PBX (about 80 events per call): after connecting it asks
 Asterisk to send only the event types it uses (``PUT /applications/{app}/eventFilter``), and
-parses only those types anyway (others cost one ``json.loads``); nothing but a new outbound leg
-leads to store work. State is kept per outbound leg while it lives (dropped on its
+drops the other types unparsed anyway; without hooks it reads ``Dial`` and ``ChannelDestroyed``
+lean and drops ``Dial`` progress unparsed (:mod:`callshield.ari.guard_stream`). Nothing but a new
+outbound leg leads to store work. State is kept per outbound leg while it lives (dropped on its
 ``ChannelDestroyed``, the last event Asterisk sends for a channel to a subscribeAll application).
 
 The connection is kept up like the gate's: capped backoff, each state change logged once; after
 every (re)connect the live channels are listed and outbound legs still ringing that were not seen
 are checked (Asterisk replays nothing). Other consumers of the same stream (the keypad capture of
-dialer calls) can be attached as ``hooks``.
+dialer calls) can be attached as ``hooks``: they get every event of the guard's types and of
+``hook_events``, fully parsed (so with hooks the guard's own events are parsed in full too).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from callshield.ari.events import ApplicationReplaced, ChannelDestroyed, Dial, E
 from callshield.ari.guard_act import LegJudge
 from callshield.ari.guard_ledger import GateLedger
 from callshield.ari.guard_legs import LegMatcher, OutboundLeg, exten_number, ringing_leg
+from callshield.ari.guard_stream import ChannelGone, DialSeen, GuardStream, seen_of
 from callshield.ari.models import Channel
 from callshield.ari.websocket import EventStream
 from callshield.errors import PeerError
@@ -99,6 +102,8 @@ class GuardApp(AriConnection):
         return len(self._legs)
 
     def _open(self) -> EventStream:
+        if not self._hooks:
+            return GuardStream(self._client.config, self.app, self._wanted)
         return self._client.events([self.app], subscribe_all=True, wanted=self._wanted, only_wanted=True)
 
     async def _consume(self, stream: EventStream) -> None:
@@ -111,8 +116,12 @@ class GuardApp(AriConnection):
 
     def dispatch(self, event: Event) -> None:
         """Handle one event (the hot path: most events are none of the guard's business)."""
-        if isinstance(event, Dial):
+        if isinstance(event, DialSeen):
             self._on_dial(event)
+        elif isinstance(event, ChannelGone):
+            self._legs.pop(event.channel_id, None)
+        elif isinstance(event, Dial):
+            self._on_dial(seen_of(event))
         elif isinstance(event, ChannelDestroyed):
             self._legs.pop(event.channel.id, None)
         elif isinstance(event, ApplicationReplaced):
@@ -126,12 +135,11 @@ class GuardApp(AriConnection):
             if work is not None:
                 self._spawn(work)
 
-    def _on_dial(self, event: Dial) -> None:
-        peer = event.peer
-        if peer.id in self._legs or event.dialstatus in FINAL_DIALSTATUS:
+    def _on_dial(self, dial: DialSeen) -> None:
+        if dial.peer_id in self._legs or dial.dialstatus in FINAL_DIALSTATUS:
             return
-        caller_id = event.caller.id if event.caller is not None else ""
-        leg = self._matcher.leg(peer, event.dialstring, caller_id)
+        caller_id = dial.caller_id if dial.caller_id is not None else ""
+        leg = self._matcher.leg_of(dial.peer_id, dial.peer_name, dial.peer_exten, dial.dialstring, caller_id)
         if leg is not None:
             self._take(leg)
 

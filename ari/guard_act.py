@@ -109,7 +109,7 @@ class LegJudge:
         if self._strict:
             verdict = _strict_verdict(number)
         else:
-            verdict = await self._gate.check(number.e164 or leg.number)
+            verdict = await self._gate.check(leg.number)  # read as resolve() read it: the same E.164
         decision = verdict.decision
         if decision.allowed:
             self.counts["allowed"] += 1

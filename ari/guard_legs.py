@@ -68,7 +68,11 @@ def dialled_number(dialstring: str) -> str:
 
 def exten_number(channel: Channel) -> str:
     """The leg's extension if it looks like a dialled number (a ``Dial()`` peer's), else ``""``."""
-    exten = channel.dialplan.exten
+    return number_in_exten(channel.dialplan.exten)
+
+
+def number_in_exten(exten: str) -> str:
+    """``exten`` if it looks like a dialled number, else ``""`` (an origination's ``s``)."""
     return exten if _EXTEN_NUMBER.fullmatch(exten) else ""
 
 
@@ -90,12 +94,18 @@ class LegMatcher:
 
     def leg(self, peer: Channel, dialstring: str | None, caller_id: str | None) -> OutboundLeg | None:
         """The outbound leg ``peer`` is, or None if it is not one (not a trunk, no pattern)."""
+        return self.leg_of(peer.id, peer.name, peer.dialplan.exten, dialstring, caller_id)
+
+    def leg_of(
+        self, peer_id: str, peer_name: str, peer_exten: str, dialstring: str | None, caller_id: str | None
+    ) -> OutboundLeg | None:
+        """:meth:`leg` from the peer's id, name and ``dialplan.exten`` alone."""
         number = self._by_pattern(dialstring) if dialstring and self._patterns else None
         if number is None:
-            if not self.is_trunk(peer.name):
+            if trunk_of(peer_name) not in self._trunks:
                 return None
             number = dialled_number(dialstring) if dialstring else ""
-        return OutboundLeg(peer.id, caller_id, self.without_prefix(number or exten_number(peer)))
+        return OutboundLeg(peer_id, caller_id, self.without_prefix(number or number_in_exten(peer_exten)))
 
     def without_prefix(self, number: str) -> str:
         """``number`` without the longest configured prefix it starts with (if more follows)."""

@@ -1,0 +1,262 @@
+"""The guard's events websocket: the full stream of a PBX, read for the few fields the guard uses.
+
+With ``subscribeAll`` a busy PBX sends the guard about 20 events per outbound leg. Most are
+dropped by :class:`~callshield.ari.websocket.EventStream`'s type test before any JSON parsing;
+:class:`GuardStream` goes further with what is left:
+
+* ``Dial`` progress frames are dropped without parsing (:func:`dial_progress`): a new leg is
+  announced by a ``Dial`` with an empty ``dialstatus`` (Asterisk publishes the start of a dial
+  with a NULL status, serialised as ``""``; progress and the end carry RINGING, PROGRESS, BUSY,
+  NOANSWER, ...). A leg whose start the guard missed (it was reconnecting) is found ringing by
+  the channel listing that follows every connect, as before; ``ANSWER`` is kept, for a leg
+  answered before that listing. The test is exact or it keeps the frame: :func:`dial_progress`.
+* ``Dial`` and ``ChannelDestroyed`` become :class:`DialSeen` and :class:`ChannelGone`, read
+  from the decoded JSON field by field (the guard needs 6 fields of a ``Dial``, not its three
+  full channel snapshots; of a ``ChannelDestroyed``, the channel id, read without decoding by
+  :func:`gone_of` when that is exact). Only the fields the guard uses are checked; a frame
+  without them (or of the wrong types) goes to the full parser, which skips it as malformed.
+
+Other types are parsed in full. The guard opens this stream only when it has no hooks (they get
+full events). It has its own HTTP session (one websocket, closed with the stream): the client's
+:meth:`~callshield.ari.client.AriClient.events` builds plain ``EventStream`` objects only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+from callshield.ari.client import AriConfig
+from callshield.ari.events import Dial, Event
+from callshield.ari.websocket import EventStream
+from yarl import URL
+
+__all__ = [
+    "ChannelGone",
+    "DialSeen",
+    "GuardStream",
+    "dial_progress",
+    "gone_of",
+    "lean_event",
+    "plain_type",
+    "seen_of",
+]
+
+KEPT_STATUSES = frozenset({"", "ANSWER"})
+"""``Dial`` statuses never dropped unparsed: the start of a leg, and its answer."""
+_TYPE_KEY = '"type"'
+_STATUS_KEY = '"dialstatus"'
+_PLAIN_VALUE = re.compile(r'[ \t\n\r]*:[ \t\n\r]*"([^"\\]*)"')
+"""After a key: the colon and a string value without escapes (JSON whitespace only)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialSeen(Event):
+    """The fields of a ``Dial`` the guard uses (``peer`` is the dialled channel)."""
+
+    peer_id: str
+    peer_name: str
+    peer_exten: str = field(repr=False)
+    """The peer's ``dialplan.exten`` (a ``Dial()`` peer's is the number dialled)."""
+    dialstatus: str
+    caller_id: str | None
+    """The dialling channel; None for an origination (no ``caller``)."""
+    dialstring: str | None = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelGone(Event):
+    """A ``ChannelDestroyed``, reduced to the channel id."""
+
+    channel_id: str
+
+
+def seen_of(dial: Dial) -> DialSeen:
+    """The guard's view of a fully parsed ``Dial``."""
+    return DialSeen(
+        application=dial.application,
+        timestamp=dial.timestamp,
+        asterisk_id=dial.asterisk_id,
+        peer_id=dial.peer.id,
+        peer_name=dial.peer.name,
+        peer_exten=dial.peer.dialplan.exten,
+        dialstatus=dial.dialstatus,
+        caller_id=dial.caller.id if dial.caller is not None else None,
+        dialstring=dial.dialstring,
+    )
+
+
+def _sole_value(frame: str, key: str) -> str | None:
+    """The value of ``key`` if it occurs once in ``frame``, as a key with a plain string value."""
+    at = frame.find(key)
+    if at < 0 or frame.find(key, at + 1) >= 0:
+        return None
+    found = _PLAIN_VALUE.match(frame, at + len(key))
+    return found.group(1) if found is not None else None
+
+
+def plain_type(frame: str) -> str | None:
+    """The event's ``type`` read without decoding, or None if that is not exact (see below)."""
+    return None if "\\u" in frame else _sole_value(frame, _TYPE_KEY)
+
+
+def dial_progress(frame: str) -> bool:
+    """True if ``frame`` is a ``Dial`` whose status is neither empty (a new leg) nor ANSWER.
+
+    Exact, or False (the frame is then parsed): without a ``\\u`` escape anywhere, a JSON string
+    equal to ``type`` or ``dialstatus`` can only be written as those letters between quotes, and
+    a quote inside a string is always escaped. So when ``"dialstatus"`` occurs exactly once,
+    followed by a colon and a string value without escapes, it is the event's own key (required
+    by the model, present in every Dial Asterisk sends) with that value, wherever it stands among
+    the keys and however the JSON is spaced; the same for ``"type"``. Any doubt (a nested key
+    of the same name, an escape, a duplicate) keeps the frame.
+    """
+    return plain_type(frame) == "Dial" and _progress(frame)
+
+
+def _progress(frame: str) -> bool:
+    status = _sole_value(frame, _STATUS_KEY)
+    return status is not None and status not in KEPT_STATUSES
+
+
+def gone_of(frame: str) -> ChannelGone | None:
+    """A ``ChannelDestroyed`` frame read without decoding it, or None (then it is decoded)."""
+    return _gone(frame) if plain_type(frame) == "ChannelDestroyed" else None
+
+
+def _gone(frame: str) -> ChannelGone | None:
+    """Exact by the argument of :func:`dial_progress`: ``id`` is a key of the channel only (not of
+    the event, nor of its caller, connected or dialplan objects), so a sole ``"id"`` is the
+    channel's; ``application``, ``timestamp`` and ``asterisk_id`` are keys of the event only."""
+    channel_id = _sole_value(frame, '"id"')
+    application = _sole_value(frame, '"application"')
+    timestamp = _sole_value(frame, '"timestamp"')
+    if channel_id is None or application is None or timestamp is None:
+        return None
+    asterisk_id = _sole_value(frame, '"asterisk_id"')
+    if asterisk_id is None and '"asterisk_id"' in frame:
+        return None  # there, but not a sole plain string: let the decoder decide
+    return ChannelGone(
+        application=application, timestamp=timestamp, asterisk_id=asterisk_id, channel_id=channel_id
+    )
+
+
+def _envelope(obj: dict[str, object]) -> tuple[str, str, str | None] | None:
+    """(application, timestamp, asterisk_id) if they have the model's types, else None."""
+    application, timestamp, asterisk_id = obj.get("application"), obj.get("timestamp"), obj.get("asterisk_id")
+    if not isinstance(application, str) or not isinstance(timestamp, str):
+        return None
+    if asterisk_id is not None and not isinstance(asterisk_id, str):
+        return None
+    return application, timestamp, asterisk_id
+
+
+def _lean_dial(obj: dict[str, object]) -> Event | None:
+    peer, caller = obj.get("peer"), obj.get("caller")
+    status, dialstring = obj.get("dialstatus"), obj.get("dialstring")
+    envelope = _envelope(obj)
+    if not isinstance(peer, dict) or not isinstance(status, str) or envelope is None:
+        return None
+    peer_id, name, dialplan = peer.get("id"), peer.get("name"), peer.get("dialplan")
+    if not isinstance(peer_id, str) or not isinstance(name, str) or not isinstance(dialplan, dict):
+        return None
+    exten = dialplan.get("exten")
+    caller_id = caller.get("id") if isinstance(caller, dict) else None
+    if (
+        not isinstance(exten, str)
+        or (caller is not None and not isinstance(caller_id, str))
+        or (dialstring is not None and not isinstance(dialstring, str))
+    ):
+        return None
+    return DialSeen(
+        application=envelope[0],
+        timestamp=envelope[1],
+        asterisk_id=envelope[2],
+        peer_id=peer_id,
+        peer_name=name,
+        peer_exten=exten,
+        dialstatus=status,
+        caller_id=caller_id,
+        dialstring=dialstring,
+    )
+
+
+def _lean_destroyed(obj: dict[str, object]) -> Event | None:
+    channel = obj.get("channel")
+    channel_id = channel.get("id") if isinstance(channel, dict) else None
+    envelope = _envelope(obj)
+    if not isinstance(channel_id, str) or envelope is None:
+        return None
+    return ChannelGone(
+        application=envelope[0],
+        timestamp=envelope[1],
+        asterisk_id=envelope[2],
+        channel_id=channel_id,
+    )
+
+
+_LEAN: dict[str, Callable[[dict[str, object]], Event | None]] = {
+    "Dial": _lean_dial,
+    "ChannelDestroyed": _lean_destroyed,
+}
+
+
+def lean_event(frame: str) -> Event | None:
+    """:class:`DialSeen` or :class:`ChannelGone` read from ``frame``; None for any other type,
+    or if a field the guard uses is missing or of the wrong type (the full parser decides)."""
+    try:
+        obj = json.loads(frame)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    kind = obj.get("type")
+    lean = _LEAN.get(kind) if isinstance(kind, str) else None  # a list or object is unhashable
+    return lean(obj) if lean is not None else None
+
+
+class GuardStream(EventStream):
+    """An events websocket that reads ``Dial`` and ``ChannelDestroyed`` lean (module docstring)."""
+
+    def __init__(self, config: AriConfig, app: str, wanted: frozenset[str]) -> None:
+        root = URL(config.url)
+        query = {"app": app, "api_key": f"{config.username}:{config.password}", "subscribeAll": "true"}
+        url = root.with_scheme("wss" if root.scheme == "https" else "ws").joinpath("events").with_query(query)
+        self._own_session = aiohttp.ClientSession()
+        super().__init__(
+            self._own_session,
+            url,
+            (app,),
+            heartbeat=config.ws_heartbeat,
+            connect_timeout=config.connect_timeout,
+            wanted=wanted,
+            only_wanted=True,
+        )
+        self.progress_dropped = 0
+        """``Dial`` progress frames dropped unparsed."""
+
+    async def connect(self) -> None:
+        try:
+            await super().connect()
+        except BaseException:
+            await self._own_session.close()
+            raise
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            await self._own_session.close()
+
+    def _parse(self, frame: str) -> Event | None:
+        kind = plain_type(frame)
+        if kind == "Dial" and _progress(frame):
+            self.progress_dropped += 1
+            return None
+        event: Event | None = _gone(frame) if kind == "ChannelDestroyed" else None
+        if event is None:
+            event = lean_event(frame)
+        return event if event is not None else super()._parse(frame)
