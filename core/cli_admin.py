@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -11,7 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import click
-from callshield import service
+from callshield import logsetup, service
 from callshield.cli_support import (
     EXIT_BLOCKED,
     App,
@@ -312,7 +311,7 @@ async def serve(app: App, log_level: str) -> None:
 
     Runs until SIGTERM/SIGINT, then finishes the decisions in flight and exits 0.
     """
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logsetup.configure(log_level)
     await service.serve(app.settings, service_settings(app.settings))
 
 
