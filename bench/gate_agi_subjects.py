@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import logging
 
+from callshield import logsetup
 from callshield.agi.gate import GATE_SCRIPT, gate_handler
 from callshield.agi.server import AgiServer
 from callshield.ari.guard_ledger import GateLedger
@@ -32,7 +33,7 @@ ARG_1 = b"\nagi_arg_1: "
 
 
 async def serve_callshield(args: argparse.Namespace) -> None:
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logsetup.configure(args.log_level)  # as `callshield serve` does
     store = await SqliteStore.open(args.store, load_key(args.key_file), create=False)
     gate = Gate(store, NumberRules())
     server = AgiServer({GATE_SCRIPT: gate_handler(gate, GateLedger())}, "127.0.0.1", 0)
