@@ -45,6 +45,8 @@ APP_EVENTS = frozenset(
     }
 )
 """The event types the Stasis application and its capture use."""
+GATE_EVENTS = frozenset({"StasisStart"})
+"""What the gate alone (no capture, no opt-out) uses: every other frame is dropped unparsed."""
 DELIVERY_ATTEMPTS = 3
 """Tries to deliver a verdict when ARI fails (5xx, timeout) before leaving the channel parked;
 a parked channel is decided again after the next reconnect."""
@@ -79,9 +81,11 @@ class StasisApp(AriConnection):
         self._inflight: set[str] = set()
 
     def _open(self) -> EventStream:
-        # Other frames (a real Asterisk sends ~54 ChannelVarset per subscribed call) are dropped
+        # Other frames (a real Asterisk sends ~54 ChannelVarset per subscribed call, and a
+        # StasisEnd per gated call that only the capture and the opt-out look at) are dropped
         # before any JSON parsing.
-        return self._client.events([self.app], wanted=APP_EVENTS, only_wanted=True)
+        wanted = GATE_EVENTS if self._capture is None and self._optout is None else APP_EVENTS
+        return self._client.events([self.app], wanted=wanted, only_wanted=True)
 
     async def _consume(self, stream: EventStream) -> None:
         async for event in stream:
@@ -138,7 +142,11 @@ class StasisApp(AriConnection):
                 self._inflight.discard(channel.id)
 
     async def _gate_call(self, channel: Channel, args: list[str]) -> None:
-        verdict = await self._decide(args)
+        if args and args[0] == "gate":
+            padded = [*args[1:], "", "", ""]
+            verdict = await self._gate.check(padded[0], padded[1] or None, padded[2] or None)
+        else:
+            verdict = self._not_ours(args)
         if self._ledger is not None and verdict.decision.allowed and verdict.e164 is not None:
             self._ledger.allowed(channel.id, verdict.e164)  # before the continue: the Dial follows it
         delivered = await self._deliver(channel.id, verdict)
@@ -161,10 +169,15 @@ class StasisApp(AriConnection):
 
     async def _deliver(self, channel_id: str, verdict: Verdict) -> bool:
         """Apply the verdict (with retries); True if the channel got it."""
+        label = dialplan_label(verdict)
         for attempt in range(1, DELIVERY_ATTEMPTS + 1):
             try:
-                if await self._actor.apply(channel_id, verdict):
-                    self._log(channel_id, verdict)
+                if await self._actor.apply(channel_id, verdict, label):
+                    d = verdict.decision
+                    log.info(
+                        "gate %s %s %s (%s) channel=%s -> %s",
+                        verdict.masked, d.action, d.reason, d.rule, channel_id, label,
+                    )  # fmt: skip
                     return True
                 return False
             except PeerError as e:
@@ -180,28 +193,14 @@ class StasisApp(AriConnection):
                 await asyncio.sleep(RETRY_DELAY * attempt)
         return False
 
-    async def _decide(self, args: list[str]) -> Verdict:
+    def _not_ours(self, args: list[str]) -> Verdict:
+        """The verdict for ``Stasis(app,KIND,...)`` with a KIND that is not a callshield entry."""
         kind, rest = (args[0], args[1:]) if args else ("", [])
-        if kind != "gate":
-            log.warning(
-                "ARI %s: Stasis(%s,%s,...) is not a callshield entry; blocking", self.name, self.app, kind
-            )
-            return Verdict(
-                blocked_by_error(f"unknown Stasis entry {kind[:16]!r}"), mask(rest[0] if rest else ""), None
-            )
-        padded = [*rest, "", "", ""]
-        return await self._gate.check(padded[0], padded[1] or None, padded[2] or None)
-
-    def _log(self, channel_id: str, verdict: Verdict) -> None:
-        d = verdict.decision
-        log.info(
-            "gate %s %s %s (%s) channel=%s -> %s",
-            verdict.masked,
-            d.action,
-            d.reason,
-            d.rule,
-            channel_id,
-            dialplan_label(verdict),
+        log.warning(
+            "ARI %s: Stasis(%s,%s,...) is not a callshield entry; blocking", self.name, self.app, kind
+        )
+        return Verdict(
+            blocked_by_error(f"unknown Stasis entry {kind[:16]!r}"), mask(rest[0] if rest else ""), None
         )
 
 

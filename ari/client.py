@@ -205,12 +205,15 @@ class AriClient:
         ``context``/``extension`` (default: the current ones; a given context defaults the
         extension to ``s``). ``StasisEnd`` often arrives before this call returns.
         """
-        params = _drop_none(
-            context=context,
-            extension=extension,
-            priority=None if priority is None else str(priority),
-            label=label,
-        )
+        params: dict[str, str] = {}
+        if context is not None:
+            params["context"] = context
+        if extension is not None:
+            params["extension"] = extension
+        if priority is not None:
+            params["priority"] = str(priority)
+        if label is not None:
+            params["label"] = label
         await self._rest.request("POST", f"/channels/{segment(channel_id)}/continue", params=params or None)
 
     async def hangup(

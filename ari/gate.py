@@ -48,10 +48,16 @@ class VerdictActor:
         self._hangup_blocked = hangup_blocked
         self._labels_missing = False
 
-    async def apply(self, channel_id: str, verdict: Verdict) -> bool:
-        """Act on the verdict; False if the channel was already gone (a normal race)."""
+    async def apply(self, channel_id: str, verdict: Verdict, label: str) -> bool:
+        """Act on the verdict (``label``: its :func:`dialplan_label`); False if the channel was
+        already gone (a normal race)."""
         try:
-            await self._apply(channel_id, verdict)
+            if self._hangup_blocked and not verdict.decision.allowed:
+                await self._client.hangup(channel_id, reason_code=BLOCK_CAUSE)
+            elif self._labels_missing:
+                await self._by_variables(channel_id, verdict)
+            else:
+                await self._to_label(channel_id, verdict, label)
         except AriRequestError as e:
             if not e.is_gone:
                 raise
@@ -59,24 +65,18 @@ class VerdictActor:
             return False
         return True
 
-    async def _apply(self, channel_id: str, verdict: Verdict) -> None:
-        if self._hangup_blocked and not verdict.decision.allowed:
-            await self._client.hangup(channel_id, reason_code=BLOCK_CAUSE)
-            return
-        if self._labels_missing:
-            await self._by_variables(channel_id, verdict)
-            return
+    async def _to_label(self, channel_id: str, verdict: Verdict, label: str) -> None:
         if verdict.until:
             await self._client.set_channel_var(channel_id, "SHIELD_UNTIL", verdict.until)
         try:
-            await self._client.continue_in_dialplan(channel_id, label=dialplan_label(verdict))
+            await self._client.continue_in_dialplan(channel_id, label=label)
         except AriRequestError as e:
             if e.status != 404 or "label" not in e.message.lower():
                 raise
             log.warning(
                 "the dialplan has no label %s where channel %s runs Stasis: install "
                 "extensions_callshield.conf; setting SHIELD_* variables and continuing instead",
-                dialplan_label(verdict),
+                label,
                 channel_id,
             )
             self._labels_missing = True

@@ -128,6 +128,48 @@ def parse_dialplan(obj: JsonObject, where: str = "DialplanCEP") -> DialplanCEP:
 
 def parse_channel(obj: JsonObject, where: str = "Channel") -> Channel:
     """Parse a ``Channel`` object; PeerProtocolError names the first bad field."""
+    channel = _well_formed_channel(obj)
+    return channel if channel is not None else _checked_channel(obj, where)
+
+
+def _well_formed_channel(obj: JsonObject) -> Channel | None:
+    """The common case in one go (every field there, with its type); None for anything else,
+    which :func:`_checked_channel` then reads field by field to name the first bad one.
+
+    A channel comes with every event of a call: this is several times cheaper than the checked
+    path, and accepts exactly what it accepts.
+    """
+    try:
+        caller, connected, dialplan = obj["caller"], obj["connected"], obj["dialplan"]
+        if type(caller) is not dict or type(connected) is not dict or type(dialplan) is not dict:
+            return None
+        texts: tuple[str, ...] = (  # type: ignore[assignment]  # the join below checks them
+            obj["id"], obj["name"], obj["state"], obj["protocol_id"], obj["accountcode"],
+            obj["creationtime"], obj["language"], caller["name"], caller["number"], connected["name"],
+            connected["number"], dialplan["context"], dialplan["exten"], dialplan["app_name"],
+            dialplan["app_data"],
+        )  # fmt: skip
+        "".join(texts)  # TypeError unless every one is a string
+        priority = dialplan["priority"]
+    except (KeyError, TypeError):
+        return None
+    if type(priority) is not int:
+        return None
+    return Channel(
+        texts[0],
+        texts[1],
+        texts[2],
+        texts[3],
+        CallerID(texts[7], texts[8]),
+        CallerID(texts[9], texts[10]),
+        texts[4],
+        DialplanCEP(texts[11], texts[12], priority, texts[13], texts[14]),
+        texts[5],
+        texts[6],
+    )
+
+
+def _checked_channel(obj: JsonObject, where: str) -> Channel:
     return Channel(
         id=get_str(obj, "id", where),
         name=get_str(obj, "name", where),
@@ -159,13 +201,16 @@ def parse_bridge(obj: JsonObject, where: str = "Bridge") -> Bridge:
 
 def get_channel(obj: JsonObject, key: str, where: str) -> Channel:
     """A required nested ``Channel`` field (e.g. ``StasisStart.channel``)."""
-    return parse_channel(get_obj(obj, key, where), f"{where}.{key}")
+    value = get_obj(obj, key, where)
+    return _well_formed_channel(value) or _checked_channel(value, f"{where}.{key}")
 
 
 def get_opt_channel(obj: JsonObject, key: str, where: str) -> Channel | None:
     """An optional nested ``Channel`` field (e.g. ``Dial.caller``)."""
     value = get_opt_obj(obj, key, where)
-    return None if value is None else parse_channel(value, f"{where}.{key}")
+    if value is None:
+        return None
+    return _well_formed_channel(value) or _checked_channel(value, f"{where}.{key}")
 
 
 def get_bridge(obj: JsonObject, where: str) -> Bridge:

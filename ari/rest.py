@@ -31,6 +31,7 @@ from urllib.parse import quote
 import aiohttp
 from callshield.errors import AriRequestError, PeerProtocolError, PeerUnavailable
 from callshield.privacy import mask
+from yarl import URL
 
 logger = logging.getLogger(__name__)
 
@@ -103,9 +104,13 @@ class RestTransport:
         max_connections: int = 16,
         keepalive_timeout: float = 10.0,
     ) -> None:
-        self._root = root.rstrip("/")
+        parsed = URL(root)
+        self._origin = parsed.scheme, parsed.raw_authority
+        self._root_path = parsed.raw_path.rstrip("/")
+        """The request URLs are built from these parts, not parsed again from text per request."""
         self._headers = {"Authorization": authorization}
         self._timeout = timeout
+        self._client_timeout = aiohttp.ClientTimeout(total=timeout)
         self._pool = (max_connections, keepalive_timeout)
         self._session: aiohttp.ClientSession | None = None
 
@@ -132,11 +137,23 @@ class RestTransport:
         body: object = None,
         time_limit: float | None = None,
     ) -> tuple[int, bytes]:
-        """Send one request; return ``(status, body)`` of a success answer (status < 400)."""
+        """Send one request; return ``(status, body)`` of a success answer (status < 400).
+
+        The deadline is aiohttp's own (a separate asyncio timeout per call costs more than the
+        call's Python work); aiohttp raises TimeoutError when it passes.
+        """
         limit = self._timeout if time_limit is None else time_limit
+        timeout = self._client_timeout if time_limit is None else aiohttp.ClientTimeout(total=limit)
+        headers, data = self._headers, None
+        if body is not None:
+            data = json.dumps(body)
+            headers = {**self._headers, "Content-Type": "application/json"}
         started = time.perf_counter()
         try:
-            status, data = await self._send(method, path, params, body, limit)
+            async with self.session.request(
+                method, self.url(path, params), data=data, headers=headers, timeout=timeout
+            ) as response:
+                status, payload = response.status, await response.read()
         except TimeoutError:
             logger.debug("ARI %s %s: no answer within %.3g s", method, path, limit)
             raise PeerUnavailable(f"ARI {method} {path}: no answer within {limit:.3g} s") from None
@@ -148,26 +165,12 @@ class RestTransport:
             elapsed_ms = (time.perf_counter() - started) * 1000
             logger.debug("ARI %s %s -> %d (%.2f ms)", method, path, status, elapsed_ms)
         if status >= 400:
-            raise AriRequestError(method, path, status, _error_message(data, status))
-        return status, data
+            raise AriRequestError(method, path, status, _error_message(payload, status))
+        return status, payload
 
-    async def _send(
-        self, method: str, path: str, params: Params | None, body: object, limit: float
-    ) -> tuple[int, bytes]:
-        """One request under aiohttp's own deadline (a separate asyncio timeout per call costs more
-        than the call's Python work); aiohttp raises TimeoutError when it passes."""
-        headers = self._headers
-        data: str | None = None
-        if body is not None:
-            data = json.dumps(body)
-            headers = {**self._headers, "Content-Type": "application/json"}
-        async with self.session.request(
-            method,
-            self._root + path,
-            params=params,
-            data=data,
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=limit),
-        ) as response:
-            payload = await response.read()
-            return response.status, payload
+    def url(self, path: str, params: Params | None = None) -> URL:
+        """The full URL of ``path`` (already quoted, see :func:`segment`) with ``params`` encoded:
+        built from its parts (parsing the text of a URL that differs per channel costs more)."""
+        scheme, authority = self._origin
+        url = URL.build(scheme=scheme, authority=authority, path=self._root_path + path, encoded=True)
+        return url.extend_query(params) if params else url

@@ -9,7 +9,10 @@ capture (serve's default adds a channel subscription per allowed call), no guard
 websocket, ``json.loads`` of every frame, and for each StasisStart the same REST calls for the
 same verdict (``POST .../variable`` SHIELD_UNTIL for a shielded number, then ``POST
 .../continue?label=...``) on one session with the same pool size (16) and basic auth.
-Which numbers are shielded it takes from the calls file, not from the store.
+Which numbers are shielded it takes from the calls file, not from the store. It gets the same
+transport-level tuning as callshield's REST client, which any bare client could use: the
+``Authorization`` header built once, and request URLs built from their parts (``URL.build``
+with the already quoted path, then ``extend_query``) instead of parsed from text per request.
 
 Both print ``ready`` once their websocket is up and serve until stdin closes.
 """
@@ -31,6 +34,7 @@ from callshield.numbers import NumberRules
 from callshield.store.sqlite import SqliteStore
 from gate_serve import announce, pin_self, profiled, subject_arguments, until_stopped
 from gate_workload import load_key, read_calls
+from yarl import URL
 
 USERNAME, PASSWORD = "shield", "shieldpass"
 POOL = 16
@@ -63,6 +67,8 @@ class Floor:
 
     def __init__(self, args: argparse.Namespace, session: aiohttp.ClientSession) -> None:
         self.root = args.url.rstrip("/")
+        parsed = URL(self.root)
+        self.origin = parsed.scheme, parsed.raw_authority, parsed.raw_path
         self.app = args.app
         self.until = args.until
         self.blocked = {c.number for c in read_calls(args.calls) if c.blocked}
@@ -82,15 +88,21 @@ class Floor:
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
 
+    def url(self, channel: str, action: str, params: dict[str, str]) -> URL:
+        scheme, authority, root = self.origin
+        path = f"{root}/channels/{quote(channel, safe='')}/{action}"
+        return URL.build(scheme=scheme, authority=authority, path=path, encoded=True).extend_query(params)
+
     async def decide(self, channel: str, number: str) -> None:
-        base = f"{self.root}/channels/{quote(channel, safe='')}"
         label = "allow-clean"
         if number in self.blocked:
             params = {"variable": "SHIELD_UNTIL", "value": self.until}
-            async with self.session.post(f"{base}/variable", params=params, headers=self.headers) as r:
+            async with self.session.post(self.url(channel, "variable", params), headers=self.headers) as r:
                 await r.read()
             label = "block-shielded"
-        async with self.session.post(f"{base}/continue", params={"label": label}, headers=self.headers) as r:
+        async with self.session.post(
+            self.url(channel, "continue", {"label": label}), headers=self.headers
+        ) as r:
             await r.read()
         self.decisions += 1
 

@@ -98,19 +98,23 @@ class Gate:
         except Exception:
             log.exception("gate failed on %s; blocking", mask(raw))
             verdict = Verdict(blocked_by_error("internal error"), mask(raw), None)
-        self.counts[f"{verdict.decision.action}/{verdict.decision.reason}"] += 1
+        self.counts[verdict.decision.action + "/" + verdict.decision.reason] += 1
         return verdict
 
     async def _check(self, raw: str, company: str | None, campaign: str | None) -> Verdict:
         target = classify(raw, self._rules)
-        matches = await self._store.lookup(target.e164) if target.e164 else NO_MATCHES
-        if self._pending is not None and target.e164:
-            journaled = self._pending(target.e164)
-            if journaled:
-                matches = Matches(matches.entries + journaled, matches.prefixes)
+        e164 = target.e164
+        matches = NO_MATCHES
+        if e164:
+            matches = await self._store.lookup(e164)
+            if self._pending is not None:
+                journaled = self._pending(e164)
+                if journaled:
+                    matches = Matches(matches.entries + journaled, matches.prefixes)
         now = self._clock()
-        decision = decide(CallContext(target.e164, target.exempt, company, campaign), matches, now)
+        decision = decide(CallContext(e164, target.exempt, company, campaign), matches, now)
+        masked = target.masked
         if self._audit:
             detail = {"verdict": str(decision.action), "reason": decision.reason, "company": company or ""}
-            await self._store.audit("gate", "gate-decision", target.masked, detail, now)
-        return Verdict(decision, target.masked, target.e164)
+            await self._store.audit("gate", "gate-decision", masked, detail, now)
+        return Verdict(decision, masked, e164)

@@ -61,17 +61,24 @@ class Decision:
         return self.action is Action.ALLOW
 
 
+_EXEMPT = Decision(Action.ALLOW, Reason.EXEMPT, rule="exempt short code")
+_CLEAN = Decision(Action.ALLOW, Reason.CLEAN)
+"""The two decisions that depend on nothing but their reason (frozen: shared by every call)."""
+
+
 def decide(call: CallContext, matches: Matches, now: datetime) -> Decision:
     """Decide one call from what the store found for its number."""
     if call.exempt:
-        return Decision(Action.ALLOW, Reason.EXEMPT, rule="exempt short code")
+        return _EXEMPT
+    if not matches.entries and not matches.prefixes:
+        return _CLEAN  # most calls: nothing on file for the number
     entry = _binding_entry(call, matches.entries, now)
     if entry is not None:
         rule = f"entry {entry.scope} {entry.source}"
         return Decision(Action.BLOCK, Reason.SHIELDED, entry.expires_at, rule)
     prefix = _binding_prefix(call, matches.prefixes, now)
     if prefix is None:
-        return Decision(Action.ALLOW, Reason.CLEAN)
+        return _CLEAN
     rule = f"prefix {prefix.prefix} {prefix.scope}"
     if prefix.action is Action.ALLOW:
         return Decision(Action.ALLOW, Reason.PREFIX_ALLOW, rule=rule)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -144,6 +145,34 @@ async def test_an_unknown_stasis_entry_is_blocked(fake_ari: FakeAri, store: Shie
     assert channel.continued is not None and channel.continued.label == "block-error"
 
 
+async def test_each_decision_is_logged_once_with_the_masked_number_verdict_and_channel(
+    fake_ari: FakeAri, store: ShieldStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    await shield(store)
+    caplog.set_level(logging.INFO, logger="callshield.ari.app")
+    async with running(fake_ari, store):
+        blocked = await call(fake_ari, SHIELDED)
+        allowed = await call(fake_ari, CLEAN)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("gate ")]
+    assert lines == [
+        f"gate +86138****8000 BLOCK shielded (entry global agent_keypad) channel={blocked.id}"
+        " -> block-shielded",
+        f"gate +86139****9000 ALLOW clean () channel={allowed.id} -> allow-clean",
+    ]
+
+
+async def test_the_gate_alone_drops_frames_it_does_not_use_before_parsing(
+    fake_ari: FakeAri, store: ShieldStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running(fake_ari, store):
+        await fake_ari.send_raw('{"type":"StasisEnd", not json at all', APP)
+        await fake_ari.send_raw('{"type":"StasisStart", not json at all', APP)
+        channel = await call(fake_ari, CLEAN)
+    assert channel.continued is not None and channel.continued.label == "allow-clean"
+    skipped = [r for r in caplog.records if "frame skipped" in r.getMessage()]
+    assert len(skipped) == 1  # the StasisStart frame was parsed (and refused), the StasisEnd not
+
+
 def slow_lookup(
     store: ShieldStore, release: asyncio.Event, entered: asyncio.Event
 ) -> Callable[[str], Awaitable[Matches]]:
@@ -172,6 +201,29 @@ async def test_a_caller_hanging_up_during_the_decision_is_not_an_error(
     statuses = [r.status for r in fake_ari.requests_to("POST", "/channels/*/continue")]
     assert statuses in ([404], [409])
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING", "CRITICAL")]
+
+
+async def test_a_slow_decision_does_not_hold_up_the_next_calls(
+    fake_ari: FakeAri, store: ShieldStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release, entered = asyncio.Event(), asyncio.Event()
+    slow = slow_lookup(store, release, entered)
+    real = store.lookup
+
+    async def lookup(e164: str) -> Matches:
+        return await (slow(e164) if e164.endswith(SHIELDED) else real(e164))
+
+    monkeypatch.setattr(store, "lookup", lookup)
+    async with running(fake_ari, store):
+        first = await fake_ari.stasis_start(APP, args=["gate", SHIELDED])
+        await asyncio.wait_for(entered.wait(), 5)
+        second = await call(fake_ari, CLEAN)  # decided while the first one's look-up waits
+        first_waited = first.continued is None
+        release.set()
+        await decided(first)
+    assert first_waited
+    assert second.continued is not None and second.continued.label == "allow-clean"
+    assert first.continued is not None and first.continued.label == "allow-clean"
 
 
 async def test_stop_finishes_the_decisions_in_flight(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from ari_captures import rest_responses
+from ari_captures import all_frames, rest_responses
 from callshield.ari.jsonfields import as_object
 from callshield.ari.models import (
+    _checked_channel,
+    _well_formed_channel,
     parse_application,
     parse_ari_time,
     parse_channel,
@@ -70,3 +75,50 @@ def test_ari_time() -> None:
     )
     with pytest.raises(PeerProtocolError):
         parse_ari_time("yesterday")
+
+
+def _captured_channels() -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for frame in all_frames():
+        event = json.loads(frame.raw)
+        found += [v for k, v in event.items() if k in ("channel", "peer", "caller") and isinstance(v, dict)]
+    return found
+
+
+def test_the_one_go_path_reads_every_captured_channel_as_the_checked_path_does() -> None:
+    channels = _captured_channels()
+    assert len(channels) > 100
+    for obj in channels:
+        fast = _well_formed_channel(obj)
+        assert fast is not None
+        assert fast == _checked_channel(obj, "Channel") == parse_channel(obj)
+
+
+class Text(str):
+    """A string subclass: accepted (``isinstance``), and read the same by both paths."""
+
+
+@pytest.mark.parametrize(
+    ("change", "accepted"),
+    [
+        (lambda o: o.pop("language"), False),
+        (lambda o: o.update(caller=["Agent", "1001"]), False),
+        (lambda o: o.update(caller="1001"), False),
+        (lambda o: o["dialplan"].update(priority=True), False),
+        (lambda o: o["dialplan"].update(priority=2.0), False),
+        (lambda o: o["connected"].update(number=1001), False),
+        (lambda o: o.update(name=Text("PJSIP/agent1-00000001")), True),
+    ],
+    ids=["missing", "list", "text", "bool priority", "float priority", "int number", "str subclass"],
+)
+def test_anything_unusual_gets_the_checked_paths_answer(
+    change: Callable[[dict[str, Any]], object], accepted: bool
+) -> None:
+    obj = json.loads(json.dumps(_captured_channels()[0]))
+    change(obj)
+    if accepted:
+        assert parse_channel(obj) == _checked_channel(obj, "Channel")
+    else:
+        assert _well_formed_channel(obj) is None
+        with pytest.raises(PeerProtocolError):
+            parse_channel(obj)
