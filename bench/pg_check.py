@@ -12,8 +12,15 @@ process and one asyncio loop, over ``--checks`` numbers of which half are in the
 
 each sequentially (one call at a time) and with ``--concurrency`` calls in flight (the floor then
 uses that many bare connections, one per worker). It prints calls/s, p50 and p99, and the ratios
-look-up/floor in throughput (target >= 0.7x) and in p99. Every figure is the best and the median of
-``--repeat`` passes, which interleave the measurements. Nothing is asserted.
+look-up/floor in throughput and in p99, and the CPU per call of this process (the client) and of the
+server (when it runs on this machine). Every figure is the best and the median of ``--repeat``
+passes, which interleave the measurements. Nothing is asserted.
+
+The throughput target (>= 0.7x the floor) is read from the run with several calls in flight: one
+at a time, the rate is the inverse of a round trip and both sides mostly wait (a latency figure,
+as noisy as the machine's scheduling); with calls in flight, client and server keep the cores busy
+and the rate is set by what each call costs in CPU, which is what bounds the calls a gate can take.
+The p99 target is read from both.
 
     .venv/bin/python bench/pg_check.py                                  # 1M entries
     .venv/bin/python bench/pg_check.py --entries 100000 --checks 5000   # quick
@@ -123,12 +130,16 @@ class Pass:
     per_second: float
     p50_us: float
     p99_us: float
+    client_cpu_us: float
+    """CPU of this process (client, event loop) per call."""
+    server_cpu_us: float | None
+    """CPU of the server per call (None: not on this machine)."""
 
 
 Call = Callable[[str], Awaitable[object]]
 
 
-async def run_pass(per_worker: Sequence[Call], items: Sequence[str]) -> Pass:
+async def run_pass(per_worker: Sequence[Call], items: Sequence[str], server: ServerCpu) -> Pass:
     """One worker per callable, all taking the next item; wall-clock rate and latency percentiles."""
     latencies: list[int] = []
     feed = iter(items)
@@ -140,15 +151,67 @@ async def run_pass(per_worker: Sequence[Call], items: Sequence[str]) -> Pass:
             latencies.append(time.perf_counter_ns() - t)
 
     gc.collect()
+    server_before, own = server.seconds(), os.times()
     start = time.perf_counter()
     await asyncio.gather(*(worker(call) for call in per_worker))
     wall = time.perf_counter() - start
+    own_after, server_after = os.times(), server.seconds()
+    calls = len(latencies)
+    client = (own_after.user + own_after.system - own.user - own.system) / calls * 1e6
+    used = None if server_before is None or server_after is None else server_after - server_before
     latencies.sort()
-    return Pass(len(latencies) / wall, _pct(latencies, 0.50), _pct(latencies, 0.99))
+    return Pass(
+        calls / wall,
+        _pct(latencies, 0.50),
+        _pct(latencies, 0.99),
+        client,
+        None if used is None else used / calls * 1e6,
+    )
 
 
 def _pct(sorted_ns: Sequence[int], q: float) -> float:
     return sorted_ns[min(len(sorted_ns) - 1, int(q * len(sorted_ns)))] / 1000
+
+
+class ServerCpu:
+    """CPU seconds of a PostgreSQL server on this machine: its processes' and those it reaped."""
+
+    def __init__(self, postmaster: int | None) -> None:
+        self.postmaster = postmaster
+
+    @classmethod
+    async def of(cls, dsn: str) -> ServerCpu:
+        con = await asyncpg.connect(dsn)
+        try:
+            return cls(_stat(int(await con.fetchval("SELECT pg_backend_pid()")))[1])
+        except OSError:
+            return cls(None)  # not on this machine
+        finally:
+            await con.close()
+
+    def seconds(self) -> float | None:
+        if self.postmaster is None:
+            return None
+        ticks = 0
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    pid, ppid, times = _stat(int(entry.name))
+                except OSError:
+                    continue
+                if pid == self.postmaster:
+                    ticks += sum(times)  # its own time and its reaped children's
+                elif ppid == self.postmaster:
+                    ticks += times[0] + times[1]
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> tuple[int, int, list[int]]:
+    """A process's pid, parent pid and (utime, stime, cutime, cstime) in clock ticks."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    fields = data[data.rindex(b")") + 2 :].split()
+    return pid, int(fields[1]), [int(x) for x in fields[11:15]]
 
 
 FLOOR_SQL = "SELECT scope, masked, source, reason, created_at, expires_at FROM entries WHERE number_hash = $1"
@@ -201,18 +264,24 @@ def show(name: str, passes: Sequence[Pass]) -> None:
     rate = sorted(p.per_second for p in passes)
     p99 = sorted(p.p99_us for p in passes)
     p50 = sorted(p.p50_us for p in passes)
+    client = statistics.median(p.client_cpu_us for p in passes)
+    servers = [p.server_cpu_us for p in passes if p.server_cpu_us is not None]
+    server = f" server {statistics.median(servers):5.1f}" if servers else ""
     print(
         f"  {name:30} {rate[-1]:8,.0f} /s best {statistics.median(rate):8,.0f} median"
         f"  p50 {statistics.median(p50):6.1f} us  p99 {p99[0]:7.1f} best {statistics.median(p99):7.1f} median"
+        f"  cpu/call: client {client:5.1f}{server} us"
     )
 
 
-def ratios(floor: Sequence[Pass], real: Sequence[Pass], label: str) -> None:
+def ratios(floor: Sequence[Pass], real: Sequence[Pass], label: str, workers: int) -> None:
     best = max(p.per_second for p in real) / max(p.per_second for p in floor)
     med = statistics.median(p.per_second for p in real) / statistics.median(p.per_second for p in floor)
     p99 = statistics.median(p.p99_us for p in floor) / statistics.median(p.p99_us for p in real)
+    kind = "throughput" if workers > 1 else "rate (latency-bound)"
+    target = " (target >= 0.70x)" if workers > 1 else ""
     print(
-        f"  RATIO {label} / floor: throughput best {best:.2f}x, median {med:.2f}x (target >= 0.70x);"
+        f"  RATIO {label} / floor: {kind} best {best:.2f}x, median {med:.2f}x{target};"
         f" p99 floor/real {p99:.2f}x"
     )
 
@@ -249,13 +318,14 @@ async def run_workers(
     url: str, store: PostgresStore, key: bytes, sample: Sequence[str], workers: int, repeat: int
 ) -> None:
     found, cons = await subjects(url, store, key, sample, workers)
+    server = await ServerCpu.of(url)
     try:
         results: dict[str, list[Pass]] = {name: [] for name in found.runs}
         for calls, items in found.runs.values():
-            await run_pass(calls, items[: len(items) // 10])  # warm-up
+            await run_pass(calls, items[: len(items) // 10], server)  # warm-up
         for _ in range(repeat):
             for name, (calls, items) in found.runs.items():
-                results[name].append(await run_pass(calls, items))
+                results[name].append(await run_pass(calls, items, server))
     finally:
         for c in cons:
             await c.close()
@@ -263,8 +333,8 @@ async def run_workers(
     for name, passes in results.items():
         show(name, passes)
     floor = results["floor: bare asyncpg PK SELECT"]
-    ratios(floor, results["store.lookup(e164)"], "store.lookup")
-    ratios(floor, results["gate.check(digits)"], "gate.check")
+    ratios(floor, results["store.lookup(e164)"], "store.lookup", workers)
+    ratios(floor, results["gate.check(digits)"], "gate.check", workers)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

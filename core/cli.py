@@ -36,7 +36,30 @@ pass_app = click.make_pass_decorator(App)
 SOURCES = click.Choice([s.value for s in Source])
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group; the commands of :mod:`callshield.cli_admin` are added on first use.
+
+    Importing this module must stay cheap: each parser process of a large import (spawned, so it
+    imports the main script, which imports this) would otherwise carry the service's and the ARI
+    client's modules, about 25 MiB each, that it never uses.
+    """
+
+    def _load(self) -> None:
+        if "import" not in self.commands:
+            from callshield import cli_admin
+
+            cli_admin.register(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._load()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="callshield")
 @click.option(
     "--config",
@@ -155,8 +178,3 @@ async def list_(
             if shown == limit:
                 break
         await store.audit(app.actor, "list", "", {"shown": shown, "scope": str(scope or "all")}, now())
-
-
-from callshield import cli_admin  # noqa: E402  (registers the remaining commands on `main`)
-
-cli_admin.register(main)

@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from callshield.errors import CallShieldError, InputFileError
 from callshield.numbers import NumberRules, classify
-from callshield.privacy import keyed_hash, mask
+from callshield.privacy import KeyedHasher, mask
 from callshield.store.base import ImportRow
 from callshield.transfer import HASH_HEADER, parse_hash_row
 
@@ -117,10 +117,11 @@ def parse_chunk(spec: ChunkSpec, chunk: Chunk) -> ChunkResult:
     """Decode, extract, normalise and hash one chunk (pure; runs in worker processes)."""
     rows: list[ImportRow] = []
     rejects: list[tuple[int, str]] = []
+    hasher = KeyedHasher(spec.key)
     for offset, raw in enumerate(chunk.lines):
         number = chunk.first_line + offset
         try:
-            row = _parse_line(spec, raw)
+            row = _parse_line(spec, hasher, raw)
         except CallShieldError as e:
             rejects.append((number, str(e)))
             continue
@@ -132,7 +133,7 @@ def parse_chunk(spec: ChunkSpec, chunk: Chunk) -> ChunkResult:
     return ChunkResult(rows, rejects, chunk.size)
 
 
-def _parse_line(spec: ChunkSpec, raw: bytes | None) -> ImportRow | None:
+def _parse_line(spec: ChunkSpec, hasher: KeyedHasher, raw: bytes | None) -> ImportRow | None:
     if raw is None:
         raise InputFileError(f"line longer than {MAX_LINE} bytes")
     try:
@@ -149,7 +150,7 @@ def _parse_line(spec: ChunkSpec, raw: bytes | None) -> ImportRow | None:
     if target.e164 is None:
         raise InputFileError(f"{target.digits}: emergency/service short code, cannot be shielded")
     return (
-        keyed_hash(spec.key, target.e164),
+        hasher(target.e164),
         mask(target.e164),
         spec.scope,
         spec.source,

@@ -49,6 +49,9 @@ PARALLEL_ABOVE = 4 << 20
 """Files larger than this (bytes) are parsed on every core and imported through hash buckets;
 smaller ones are parsed in-process and streamed: starting workers costs more."""
 
+INSERTS_IN_FLIGHT = 2
+"""Buckets being inserted at once (see ``_insert``)."""
+
 T = TypeVar("T")
 
 
@@ -213,12 +216,37 @@ async def _bucketed(run: _Run, buckets: int) -> tuple[int, int, int]:
 
 
 async def _insert(run: _Run, buckets: Iterator[list[ImportRow]]) -> int:
-    """Insert each bucket in one transaction; returns how many rows were new."""
+    """Insert each bucket in one transaction; returns how many rows were new.
+
+    Up to :data:`INSERTS_IN_FLIGHT` buckets are under way at once, and the next one is read (in a
+    thread) while they are: a PostgreSQL store inserts them on as many connections, which the
+    server runs on as many cores; the SQLite store, one writer, takes them one after the other but
+    no longer waits for the reading in between. After a failure no bucket is started, the ones
+    under way are let finish (an insert cannot be stopped half-way in every store: SQLite's runs
+    on in its thread), and the failure is raised.
+    """
     added = 0
-    for rows in buckets:
-        added += await run.store.import_rows(rows)
-        run.progress(len(rows))
-        del rows  # before the next bucket is read: one in memory at a time
+    sizes: dict[asyncio.Task[int], int] = {}
+    try:
+        while (rows := await asyncio.to_thread(next, buckets, None)) is not None:
+            sizes[asyncio.create_task(run.store.import_rows(rows))] = len(rows)
+            del rows  # held by its task only: gone when the task is
+            while len(sizes) >= INSERTS_IN_FLIGHT:
+                added += await _finished(run, sizes)
+        while sizes:
+            added += await _finished(run, sizes)
+    finally:
+        await asyncio.gather(*sizes, return_exceptions=True)
+    return added
+
+
+async def _finished(run: _Run, sizes: dict[asyncio.Task[int], int]) -> int:
+    """Wait for one or more of the inserts; their rows added (raises the first failure)."""
+    done, _ = await asyncio.wait(sizes, return_when=asyncio.FIRST_COMPLETED)
+    added = 0
+    for task in done:
+        added += task.result()
+        run.progress(sizes.pop(task))
     return added
 
 

@@ -21,7 +21,6 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import struct
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -31,6 +30,7 @@ from typing import Any
 from callshield.errors import StoreUnavailable
 from callshield.keys import fingerprint
 from callshield.models import Matches, PrefixRule, Scope, ShieldEntry, Source
+from callshield.privacy import KeyedHasher
 from callshield.store import postgres_rows as rows
 from callshield.store.audit import AuditRecord
 from callshield.store.base import AddResult, ImportRow, NewEntry, ShieldStore, Stats
@@ -67,9 +67,11 @@ class PostgresStore(ShieldStore):
         self._where = location.where
         self._pool = pool
         self._pkey = prefix_key_key(key)
-        self._pbase = hashlib.blake2b(key=self._pkey, digest_size=8)
+        self._hasher = KeyedHasher(key)
+        self._rules = rows.Rules(())
         self._w = Writer(self._connection, self._ckey)
-        self._readers = Readers(partial(connect, location), location.pool_max)
+        readers = partial(connect, location, command_timeout=False)
+        self._readers = Readers(readers, location.pool_max, location.command_timeout)
         self._closed = False
 
     @classmethod
@@ -97,16 +99,8 @@ class PostgresStore(ShieldStore):
         digest = hashlib.blake2b(prefix.encode("ascii"), key=self._pkey, digest_size=8).digest()
         return int.from_bytes(digest, "big", signed=True)
 
-    def _prefix_keys(self, e164: str) -> tuple[int, ...]:
-        """:meth:`prefix_key` of every prefix of ``e164`` (``+8``, ``+86``, ...), extending one state."""
-        number = e164.encode("ascii")
-        state = self._pbase.copy()
-        update, copy, digests = state.update, state.copy, []
-        update(number[:1])
-        for n in range(1, len(number)):
-            update(number[n : n + 1])
-            digests.append(copy().digest())
-        return struct.unpack(f">{len(digests)}q", b"".join(digests))
+    def hash(self, e164: str) -> bytes:
+        return self._hasher(e164)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:
@@ -126,28 +120,30 @@ class PostgresStore(ShieldStore):
 
     async def lookup(self, e164: str) -> Matches:
         number_hash = self.hash(e164)
-        keys = self._prefix_keys(e164)
-        try:
-            found = await self._read(number_hash, keys)
-        except Exception as e:
-            found = await self._lookup_again(e, number_hash, keys)
-        return rows.matches(found, number_hash, e164)
+        entries, version = rows.entries_and_version(await self._read(rows.LOOKUP, number_hash), number_hash)
+        rules = self._rules
+        if version != rules.version:
+            rules = self._rules = rows.Rules(await self._read(rows.RULES))
+        return Matches(tuple(entries), rules.of(e164))
 
-    def _read(self, number_hash: bytes, keys: tuple[int, ...]) -> Awaitable[Any]:
-        """The look-up statement on a free-list connection (the pool's when the list is full)."""
+    async def _read(self, sql: str, *args: object) -> Any:
+        """One read statement; after a lost connection, one more try on a fresh one (it is a read)."""
+        try:
+            return await self._fetch(sql, *args)
+        except Exception as e:
+            if not is_lost(e) or self._closed:
+                raise translate_error(e, self._where) from None
+            await self._lost(e)
+        with translated(self._where):
+            return await self._fetch(sql, *args)
+
+    def _fetch(self, sql: str, *args: object) -> Awaitable[Any]:
+        """The statement on a free-list connection (the pool's when the list is full)."""
         if self._closed:
             raise StoreUnavailable(f"store {self._where} is closed")
         if self._readers.full:
-            return self._pool.fetch(rows.LOOKUP, number_hash, keys)  # type: ignore[no-any-return]
-        return self._readers.fetch(rows.LOOKUP, number_hash, keys)
-
-    async def _lookup_again(self, error: Exception, number_hash: bytes, keys: tuple[int, ...]) -> Any:
-        """After a lost connection, one more try on a fresh one (a look-up is a read)."""
-        if not is_lost(error) or self._closed:
-            raise translate_error(error, self._where) from None
-        await self._lost(error)
-        with translated(self._where):
-            return await self._read(number_hash, keys)
+            return self._pool.fetch(sql, *args)  # type: ignore[no-any-return]
+        return self._readers.fetch(sql, *args)
 
     async def add(self, entry: NewEntry, actor: str, now: datetime) -> AddResult:
         return await self._w.add(entry, self.hash(entry.e164), actor, now)

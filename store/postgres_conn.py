@@ -124,13 +124,14 @@ async def create_pool(loc: PgLocation) -> Any:
     )
 
 
-async def connect(loc: PgLocation) -> Any:
-    """One connection outside the pool, set up as the pool's are."""
+async def connect(loc: PgLocation, *, command_timeout: bool = True) -> Any:
+    """One connection outside the pool, set up as the pool's are (``command_timeout=False``:
+    without asyncpg's statement timeout, for a caller that keeps one itself)."""
     return await asyncpg.connect(
         loc.dsn,
         password=loc.password,
         timeout=loc.connect_timeout,
-        command_timeout=loc.command_timeout,
+        command_timeout=loc.command_timeout if command_timeout else None,
         server_settings=dict(loc.settings),
     )
 

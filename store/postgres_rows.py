@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from callshield.models import Action, Matches, PrefixRule, Scope, ShieldEntry, Source
+from callshield.models import Action, PrefixRule, Scope, ShieldEntry, Source
 from callshield.store.audit import AuditRecord
 from callshield.store.base import Stats
 
@@ -18,10 +18,17 @@ PAGE = 1000
 LOOKUP = """
 SELECT 0, scope, masked, source, reason, created_at, expires_at FROM entries WHERE number_hash = $1
 UNION ALL
-SELECT 1, scope, prefix, action, reason, created_at, expires_at FROM prefixes
-WHERE prefix_key = ANY($2::int8[])
+SELECT 1, NULL, value, NULL, NULL, NULL, NULL FROM meta WHERE key = 'prefix_version'
 """
-"""The gate's one statement: the number's entries (all scopes) and the prefix rules of its prefixes."""
+"""The gate's one statement: the number's entries (all scopes, kind 0) and the version of the prefix
+rules (kind 1), in one snapshot."""
+
+RULES = """
+SELECT 1, NULL, value, NULL, NULL, NULL, NULL FROM meta WHERE key = 'prefix_version'
+UNION ALL
+SELECT 0, scope, prefix, action, reason, created_at, expires_at FROM prefixes
+"""
+"""Every prefix rule (kind 0) and the version they are (kind 1), in one snapshot."""
 
 ENTRY_COLUMNS = "number_hash, masked, scope, source, reason, created_at, expires_at, evidence::text"
 
@@ -41,22 +48,60 @@ def scope_of(text: str) -> Scope:
     return Scope.parse(text)
 
 
-def matches(found: Iterable[Sequence[Any]], number_hash: bytes, e164: str) -> Matches:
-    """The look-up's rows (kind 0: entry, 1: prefix rule) as :class:`Matches`.
+_SOURCES = {str(s): s for s in Source}
+_ACTIONS = {str(a): a for a in Action}
 
-    A prefix rule is kept only if it really is a prefix of ``e164``: the look-up matched it by a
-    keyed hash, and this makes a hash collision harmless.
-    """
-    entries: list[ShieldEntry] = []
-    prefixes: list[PrefixRule] = []
-    for kind, scope, text, source, reason, created, expires in found:
-        if kind == 0:
-            entries.append(
-                ShieldEntry(number_hash, text, scope_of(scope), Source(source), reason, created, expires)
+
+class Rules:
+    """The prefix rules of one version, by prefix (what a look-up keeps between look-ups)."""
+
+    def __init__(self, found: Iterable[Sequence[Any]]) -> None:
+        self.version: str | None = None
+        by_prefix: dict[str, tuple[PrefixRule, ...]] = {}
+        for kind, scope, prefix, action, reason, created, expires in found:
+            if kind == 1:
+                self.version = str(prefix)
+                continue
+            rule = PrefixRule(
+                prefix, _ACTIONS.get(action) or Action(action), scope_of(scope), reason, created, expires
             )
-        elif e164.startswith(text):
-            prefixes.append(PrefixRule(text, Action(source), scope_of(scope), reason, created, expires))
-    return Matches(tuple(entries), tuple(prefixes))
+            by_prefix[prefix] = (*by_prefix.get(prefix, ()), rule)
+        self._by_prefix = by_prefix
+        self._lengths = sorted({len(prefix) for prefix in by_prefix})
+        """The lengths of the prefixes there are rules for: only those are looked up."""
+
+    def of(self, e164: str) -> tuple[PrefixRule, ...]:
+        """The rules whose prefix ``e164`` starts with."""
+        found: tuple[PrefixRule, ...] = ()
+        for length in self._lengths:
+            rules = self._by_prefix.get(e164[:length])
+            if rules is not None and length <= len(e164):
+                found += rules
+        return found
+
+
+def entries_and_version(
+    found: Iterable[Sequence[Any]], number_hash: bytes
+) -> tuple[list[ShieldEntry], str | None]:
+    """The look-up's rows as the number's entries and the version of the prefix rules."""
+    entries: list[ShieldEntry] = []
+    version = None
+    for kind, scope, text, source, reason, created, expires in found:
+        if kind == 1:
+            version = str(text)
+        else:
+            entries.append(
+                ShieldEntry(
+                    number_hash,
+                    text,
+                    scope_of(scope),
+                    _SOURCES.get(source) or Source(source),
+                    reason,
+                    created,
+                    expires,
+                )
+            )
+    return entries, version
 
 
 def entry(row: Sequence[Any]) -> ShieldEntry:

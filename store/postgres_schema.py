@@ -3,9 +3,12 @@
 The same concepts as the SQLite schema (:mod:`callshield.store.sqlite_schema`): ``meta`` (application,
 schema version, key fingerprint), ``entries`` keyed by ``(number_hash, scope)``, ``prefixes``, and the
 hash-chained ``audit`` log, append-only by trigger. Differences: times are ``timestamptz`` (whole
-seconds, as SQLite's integers), evidence is ``jsonb``, and each prefix rule also carries
-``prefix_key``, a 64-bit keyed hash of the prefix, so that a look-up sends the server hashes of the
-dialled number's prefixes, never the number itself (a server that logs parameters logs no number).
+seconds, as SQLite's integers), evidence is ``jsonb``, each prefix rule also carries ``prefix_key``,
+a 64-bit keyed hash of the prefix (what look-ups of schema version 1 matched rules by), and ``meta``
+holds ``prefix_version``, which a trigger bumps on every change of the prefix rules: look-ups keep
+the rules (a handful, rarely changed) and read only this version with the number's entries. A
+look-up sends the server only the number's keyed hash (a server that logs parameters logs no
+number).
 
 The tables live in the connection's current schema (the first existing one on ``search_path``; a
 ``?search_path=NAME`` URL parameter selects it), so one database can hold several stores. The check
@@ -73,6 +76,23 @@ MIGRATIONS: tuple[str, ...] = (
         FOR EACH ROW EXECUTE FUNCTION audit_append_only();
     CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
         FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+    """,
+    # 1 -> 2: the version of the prefix rules, bumped by every statement that changes them (from
+    # any process, or by hand): a look-up reads the version with the number's entries and keeps
+    # the rules themselves. The trigger runs as the schema's owner, so the service role needs no
+    # right to write ``meta``.
+    """
+    INSERT INTO meta (key, value) VALUES ('prefix_version', '0');
+    CREATE FUNCTION prefixes_changed() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+        SET search_path = pg_catalog, pg_temp AS $$
+        BEGIN
+            EXECUTE format('UPDATE %I.meta SET value = (value::bigint + 1)::text WHERE key = %L',
+                           TG_TABLE_SCHEMA, 'prefix_version');
+            RETURN NULL;
+        END
+    $$;
+    CREATE TRIGGER prefixes_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON prefixes
+        FOR EACH STATEMENT EXECUTE FUNCTION prefixes_changed();
     """,
 )
 

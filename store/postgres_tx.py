@@ -58,7 +58,19 @@ FROM import_batch
 ORDER BY number_hash, scope
 ON CONFLICT DO NOTHING
 """
-"""Inserted in index order: each batch touches every index page once, not once per row."""
+
+_PACKED_TABLE = "CREATE TEMPORARY TABLE import_packed (number_hash bytea, masked text) ON COMMIT DROP"
+
+_PACKED = """
+INSERT INTO entries (number_hash, masked, scope, source, reason, evidence, created_at, expires_at)
+SELECT number_hash, masked, $1, $2, $3, $4::jsonb, to_timestamp($5), to_timestamp($6)
+FROM import_packed
+ORDER BY number_hash
+ON CONFLICT DO NOTHING
+"""
+"""Both inserted in index order: each batch touches every index page once, not once per row. The
+packed form is for a batch whose rows differ only in hash and masked form (any import of a list):
+only those two columns are copied, the rest is bound once (and the evidence parsed once)."""
 
 _PURGE = """
 DELETE FROM entries WHERE (number_hash, scope) IN (
@@ -181,7 +193,14 @@ class Writer:
         does what COPY cannot: skip what is already there (``ON CONFLICT DO NOTHING``, safe against
         concurrent writers) and report how many rows were new.
         """
+        if not rows:
+            return 0
+        tails = {row[2:] for row in rows}
         async with self._acquire() as con, con.transaction():
+            if len(tails) == 1 and all(len(row[0]) == 32 for row in rows):
+                await con.execute(_PACKED_TABLE)
+                await con.copy_records_to_table("import_packed", records=[row[:2] for row in rows])
+                return count(await con.execute(_PACKED, *tails.pop()))
             await con.execute(_IMPORT_TABLE)
             await con.copy_records_to_table("import_batch", records=rows)
             return count(await con.execute(_IMPORT))

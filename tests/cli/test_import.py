@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -270,6 +273,33 @@ async def test_an_import_that_fails_midway_leaves_whole_buckets_and_a_rerun_comp
     assert (await store.stats(T0)).entries == len(set(numbers))
 
 
+async def test_a_failed_bucket_lets_the_one_in_flight_end_and_starts_no_other(
+    store: ShieldStore, key: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two buckets are inserted at once: when the second fails while the first still runs, no
+    third starts, the first ends (its transaction whole) and then the failure is raised."""
+    path = tmp_path / "list.txt"
+    data, _, _ = mixed_list(2000)
+    path.write_bytes(data)
+    insert, started, ended = store.import_rows, [], []
+
+    async def slow_then_failing(rows: Sequence[ImportRow]) -> int:
+        started.append(len(rows))
+        if len(started) > 1:
+            raise StoreUnavailable("store is unavailable: connection lost")
+        await asyncio.sleep(0.2)
+        ended.append(await insert(rows))
+        return ended[-1]
+
+    monkeypatch.setattr(store, "import_rows", slow_then_failing)
+    req = request(path, buckets=6, spill_dir=tmp_path)
+    with pytest.raises(StoreUnavailable):
+        await asyncio.wait_for(run(store, key, req), 30)
+    assert len(started) == 2 and len(ended) == 1
+    assert list(tmp_path.glob("callshield-import-*")) == []
+    assert (await store.stats(T0)).entries == ended[0] > 0
+
+
 @pytest.mark.parametrize("buckets", [0, 2])
 async def test_progress_reports_each_phase_to_its_end(
     store: ShieldStore, key: bytes, tmp_path: Path, buckets: int
@@ -295,3 +325,17 @@ async def test_progress_reports_each_phase_to_its_end(
     else:
         assert phases == [("importing", len(data))]
         assert done == [len(data)]
+
+
+def test_the_parser_processes_do_not_load_the_service_or_the_ari_client() -> None:
+    """A spawned parser process imports the main script, hence ``callshield.cli``: that must not
+    bring the rest of the command line (service, ARI client, aiohttp) into every worker."""
+    code = (
+        "import sys, callshield.cli, callshield.import_spill\n"
+        "print(sorted(m for m in ('aiohttp', 'callshield.service', 'callshield.cli_admin',"
+        " 'callshield.ari.client') if m in sys.modules))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert found.stdout.strip() == "[]"

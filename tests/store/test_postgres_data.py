@@ -85,6 +85,42 @@ async def test_import_counts_rows_repeated_within_a_batch_once(pg_url: str, key:
         await store.close()
 
 
+async def test_a_list_batch_and_a_mixed_batch_store_the_same_rows(pg_url: str, key: bytes) -> None:
+    """A batch of one import's rows (copied as hash and masked form only, the rest bound once) and a
+    batch of rows that differ (copied whole) give the same entries."""
+    evidence = '[{"import": "list.txt", "at": "2024-06-01T00:00:00+00:00"}]'
+    rows = [(*row[:5], evidence, 1_700_000_000, 1_800_000_000) for row in import_rows(20)]
+    other: ImportRow = (
+        b"\xff" * 32,
+        "+1555****1234",
+        str(Scope("acme")),
+        "admin",
+        "x",
+        "[]",
+        1_700_000_005,
+        None,
+    )
+    store = await PostgresStore.open(pg_url, key)
+    try:
+        assert await store.import_rows(rows[:10] + rows[:3]) == 10
+        assert await store.import_rows([*rows[10:], other, *rows[:2]]) == 11
+        found = [e async for e in store.entries()]
+    finally:
+        await store.close()
+    assert [e.number_hash for e in found] == [r[0] for r in rows] + [other[0]]
+    described = [(e.source, e.reason, e.evidence, e.created_at, e.expires_at) for e in found[:20]]
+    assert described == described[:1] * 20
+    source, reason, stored_evidence, created, expires = described[0]
+    assert expires is not None
+    assert (source, reason, created.timestamp(), expires.timestamp()) == ("import", "list", 1.7e9, 1.8e9)
+    assert list(stored_evidence) == [{"import": "list.txt", "at": "2024-06-01T00:00:00+00:00"}]
+    assert (found[20].scope, found[20].expires_at, found[20].created_at.timestamp()) == (
+        Scope("acme"),
+        None,
+        1_700_000_005,
+    )
+
+
 async def test_a_look_up_sends_the_server_no_number(pg_url: str, key: bytes, pg_cluster: str) -> None:
     """With every statement logged with its parameters, the server's log holds no number."""
     number, marker = "+8613812345678", f"marker-{os.urandom(4).hex()}"
@@ -99,7 +135,7 @@ async def test_a_look_up_sends_the_server_no_number(pg_url: str, key: bytes, pg_
     assert [p.prefix for p in matches.prefixes] == ["+86138123"]
     assert len(matches.entries) == 1
     log = (Path(pg_cluster) / "server.log").read_text(errors="replace")
-    assert marker in log and "prefix_key = ANY" in log
+    assert marker in log and "key = 'prefix_version'" in log
     assert number not in log and number[1:] not in log
 
 
@@ -134,3 +170,26 @@ async def test_both_backends_write_the_same_entries_and_the_same_audit_chain(
     finally:
         await sqlite.close()
         await postgres.close()
+
+
+def test_the_kept_rules_of_a_number_are_those_of_its_prefixes() -> None:
+    prefixes = ["+8", "+86", "+86138", "+86138", "+8613800138000", "+861380013800012", "+1555"]
+    found: list[tuple[object, ...]] = [(1, None, "7", None, None, None, None)]
+    found += [
+        (0, "global" if i != 3 else "company:acme", p, "BLOCK", f"r{i}", T0, None)
+        for i, p in enumerate(prefixes)
+    ]
+    rules = postgres_rows.Rules(found)
+    assert rules.version == "7"
+    for number in [
+        "+8613800138000",
+        "+86138",
+        "+8",
+        "+8613800138001",
+        "+15551234",
+        "+44207",
+        "+861380013800012",
+    ]:
+        expected = sorted((p, i) for i, p in enumerate(prefixes) if number.startswith(p))
+        assert sorted((r.prefix, int(r.reason[1:])) for r in rules.of(number)) == expected, number
+    assert postgres_rows.Rules([(1, None, "0", None, None, None, None)]).of("+8613800138000") == ()

@@ -15,7 +15,8 @@ import asyncpg
 import pytest
 from callshield.errors import ConfigError, KeyFileError, StoreCorrupt, StoreError, StoreUnavailable
 from callshield.keys import fingerprint
-from callshield.models import Scope, Source
+from callshield.models import Action, PrefixRule, Scope, Source
+from callshield.privacy import keyed_hash
 from callshield.store import open_store, postgres_schema
 from callshield.store.base import NewEntry
 from callshield.store.postgres import PostgresStore
@@ -213,3 +214,90 @@ def test_store_urls_never_show_the_password() -> None:
         parse_location("postgresql://db/shield?pool_max=many")
     assert parse_location("postgresql://").where == "postgresql://localhost/"
     assert parse_location("postgresql://u:p@db1:5432,db2:5433/x").where == "postgresql://db1:5432,db2:5433/x"
+
+
+async def test_a_rule_changed_anywhere_is_in_force_in_the_next_look_up_of_every_store(
+    pg_url: str, key: bytes
+) -> None:
+    """Look-ups keep the prefix rules by version: a change made through another store (process) or
+    by hand in SQL is seen by the very next look-up, and an unchanged version reads no rules."""
+    number = "+8613812345678"
+    this, other = await PostgresStore.open(pg_url, key), await PostgresStore.open(pg_url, key)
+    admin = await asyncpg.connect(pg_url)
+    try:
+        assert (await this.lookup(number)).prefixes == ()
+        await other.add_prefix(PrefixRule("+86138", Action.BLOCK, Scope(), "range", T0), "op")
+        assert [p.prefix for p in (await this.lookup(number)).prefixes] == ["+86138"]
+        await other.add_prefix(PrefixRule("+8613812", Action.ALLOW, Scope("acme"), "ok", T0), "op")
+        await other.add_prefix(PrefixRule("+86139", Action.BLOCK, Scope(), "other range", T0), "op")
+        found = (await this.lookup(number)).prefixes
+        assert sorted((p.prefix, p.action, p.scope) for p in found) == [
+            ("+86138", Action.BLOCK, Scope()),
+            ("+8613812", Action.ALLOW, Scope("acme")),
+        ]
+        assert [p.prefix for p in (await this.lookup("+8613912345678")).prefixes] == ["+86139"]
+        await other.remove_prefix("+86138", Scope(), "op", "done", T0)
+        assert [p.prefix for p in (await this.lookup(number)).prefixes] == ["+8613812"]
+        await admin.execute("UPDATE prefixes SET reason = 'edited' WHERE prefix = '+8613812'")
+        assert [p.reason for p in (await this.lookup(number)).prefixes] == ["edited"]
+        await admin.execute("TRUNCATE prefixes")
+        assert (await this.lookup(number)).prefixes == ()
+    finally:
+        await admin.close()
+        await this.close()
+        await other.close()
+
+
+async def test_the_keyed_hash_of_the_store_is_the_plain_one(pg_url: str, key: bytes) -> None:
+    store = await PostgresStore.open(pg_url, key)
+    try:
+        assert store.hash("+8613800138000") == keyed_hash(key, "+8613800138000")
+    finally:
+        await store.close()
+
+
+async def test_a_version_1_store_is_migrated_and_keeps_its_rules_in_force(pg_url: str, key: bytes) -> None:
+    """A store made before the prefix-rule version (schema 1, a rule in it) is brought to the latest
+    schema on open; its rule is found, and later changes are seen by look-ups."""
+    store = await PostgresStore.open(pg_url, key)
+    await store.add_prefix(PrefixRule("+86138", Action.BLOCK, Scope(), "range", T0), "op")
+    await store.close()
+    await sql(pg_url, "DROP TRIGGER prefixes_changed ON prefixes")
+    await sql(pg_url, "DROP FUNCTION prefixes_changed()")
+    await sql(pg_url, "DELETE FROM meta WHERE key = 'prefix_version'")
+    await sql(pg_url, "UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    store = await PostgresStore.open(pg_url, key)
+    try:
+        assert [p.prefix for p in (await store.lookup("+8613812345678")).prefixes] == ["+86138"]
+        await sql(pg_url, "DELETE FROM prefixes")
+        assert (await store.lookup("+8613812345678")).prefixes == ()
+    finally:
+        await store.close()
+    meta = dict(await sql(pg_url, "SELECT key, value FROM meta"))
+    assert meta["schema_version"] == str(postgres_schema.LATEST) == "2"
+
+
+async def test_a_look_up_running_too_long_is_cut_and_the_next_one_works(pg_url: str, key: bytes) -> None:
+    """Look-up connections have no timer per statement: a watchdog cuts a statement that runs past
+    the store's command_timeout (raising TimeoutError, a lost connection), and the next look-up
+    runs on a fresh connection."""
+    store = await PostgresStore.open(pg_url + "&command_timeout=0.4", key)
+    try:
+        readers = store._readers
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(TimeoutError):
+            await readers.fetch("SELECT pg_sleep(30)")
+        assert asyncio.get_running_loop().time() - started < 10
+        assert await readers.fetch("SELECT 1") == [(1,)]
+        assert (await store.lookup(N1)).entries == ()
+        admin = await asyncpg.connect(pg_url)
+        try:
+            async with admin.transaction():  # the look-up waits for this lock, past its timeout
+                await admin.execute("LOCK TABLE entries IN ACCESS EXCLUSIVE MODE")
+                with pytest.raises(StoreUnavailable, match="timed out"):
+                    await store.lookup(N1)
+        finally:
+            await admin.close()
+        assert (await store.lookup(N1)).entries == ()
+    finally:
+        await store.close()
