@@ -16,7 +16,7 @@ from typing import Any
 from callshield.errors import InvalidInput
 from callshield.keys import fingerprint
 from callshield.models import Action, Matches, PrefixRule, Scope, ShieldEntry, Source
-from callshield.privacy import keyed_hash, mask
+from callshield.privacy import KeyedHasher, mask
 from callshield.store.audit import AuditRecord, ChainReport, ChainWalker, chain_key
 
 MAX_REASON = 500
@@ -89,12 +89,13 @@ class ShieldStore(abc.ABC):
 
     def __init__(self, key: bytes) -> None:
         self._key = key
+        self._hasher = KeyedHasher(key)
         self._ckey = chain_key(key)
         self.key_fingerprint = fingerprint(key)
 
     def hash(self, e164: str) -> bytes:
-        """The keyed hash under which this store knows ``e164``."""
-        return keyed_hash(self._key, e164)
+        """The keyed hash under which this store knows ``e164`` (:func:`~callshield.privacy.keyed_hash`)."""
+        return self._hasher(e164)
 
     def ref(self, e164: str) -> str:
         """The short reference audit records use for a number (the hash's first 16 hex digits)."""

@@ -30,7 +30,6 @@ from typing import Any
 from callshield.errors import StoreUnavailable
 from callshield.keys import fingerprint
 from callshield.models import Matches, PrefixRule, Scope, ShieldEntry, Source
-from callshield.privacy import KeyedHasher
 from callshield.store import postgres_rows as rows
 from callshield.store.audit import AuditRecord
 from callshield.store.base import AddResult, ImportRow, NewEntry, ShieldStore, Stats
@@ -67,7 +66,6 @@ class PostgresStore(ShieldStore):
         self._where = location.where
         self._pool = pool
         self._pkey = prefix_key_key(key)
-        self._hasher = KeyedHasher(key)
         self._rules = rows.Rules(())
         self._w = Writer(self._connection, self._ckey)
         readers = partial(connect, location, command_timeout=False)
@@ -98,9 +96,6 @@ class PostgresStore(ShieldStore):
         """The 64-bit keyed hash (BLAKE2b under a derived key) under which a prefix rule is found."""
         digest = hashlib.blake2b(prefix.encode("ascii"), key=self._pkey, digest_size=8).digest()
         return int.from_bytes(digest, "big", signed=True)
-
-    def hash(self, e164: str) -> bytes:
-        return self._hasher(e164)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:
