@@ -129,19 +129,21 @@ class AriClient:
         wanted: Container[str] | None = None,
         strict: bool = False,
         only_wanted: bool = False,
+        kind: type[EventStream] = EventStream,
     ) -> EventStream:
         """A new, not yet connected, events websocket: ``async with client.events() as s``.
 
         ``apps`` defaults to ``[config.app]``; ``subscribe_all`` asks for every channel's events;
         ``wanted`` limits which event types are parsed (see :func:`~callshield.ari.events.parse_event`);
         ``only_wanted`` drops the other frames before any JSON parsing instead of yielding them as
-        ``UnknownEvent`` (for the guard, which sees the whole PBX's event stream).
+        ``UnknownEvent`` (for the guard, which sees the whole PBX's event stream); ``kind`` is the
+        class of the stream (a subclass that reads some frames its own way, as the guard's does).
         """
         names = tuple(apps) if apps is not None else (self.config.app,)
         query = {"app": ",".join(names), "api_key": f"{self.config.username}:{self.config.password}"}
         if subscribe_all:
             query["subscribeAll"] = "true"
-        stream = EventStream(
+        stream = kind(
             self._rest.session,
             self._ws_root.with_query(query),
             names,

@@ -102,9 +102,10 @@ class GuardApp(AriConnection):
         return len(self._legs)
 
     def _open(self) -> EventStream:
-        if not self._hooks:
-            return GuardStream(self._client.config, self.app, self._wanted)
-        return self._client.events([self.app], subscribe_all=True, wanted=self._wanted, only_wanted=True)
+        kind = EventStream if self._hooks else GuardStream  # hooks get every event in full
+        return self._client.events(
+            [self.app], subscribe_all=True, wanted=self._wanted, only_wanted=True, kind=kind
+        )
 
     async def _consume(self, stream: EventStream) -> None:
         handled = 0

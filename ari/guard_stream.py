@@ -17,8 +17,7 @@ dropped by :class:`~callshield.ari.websocket.EventStream`'s type test before any
   without them (or of the wrong types) goes to the full parser, which skips it as malformed.
 
 Other types are parsed in full. The guard opens this stream only when it has no hooks (they get
-full events). It has its own HTTP session (one websocket, closed with the stream): the client's
-:meth:`~callshield.ari.client.AriClient.events` builds plain ``EventStream`` objects only.
+full events).
 """
 
 from __future__ import annotations
@@ -28,11 +27,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import aiohttp
-from callshield.ari.client import AriConfig
 from callshield.ari.events import Dial, Event
 from callshield.ari.websocket import EventStream
-from yarl import URL
 
 __all__ = [
     "ChannelGone",
@@ -219,37 +215,13 @@ def lean_event(frame: str) -> Event | None:
 
 
 class GuardStream(EventStream):
-    """An events websocket that reads ``Dial`` and ``ChannelDestroyed`` lean (module docstring)."""
+    """An events websocket that reads ``Dial`` and ``ChannelDestroyed`` lean (module docstring).
 
-    def __init__(self, config: AriConfig, app: str, wanted: frozenset[str]) -> None:
-        root = URL(config.url)
-        query = {"app": app, "api_key": f"{config.username}:{config.password}", "subscribeAll": "true"}
-        url = root.with_scheme("wss" if root.scheme == "https" else "ws").joinpath("events").with_query(query)
-        self._own_session = aiohttp.ClientSession()
-        super().__init__(
-            self._own_session,
-            url,
-            (app,),
-            heartbeat=config.ws_heartbeat,
-            connect_timeout=config.connect_timeout,
-            wanted=wanted,
-            only_wanted=True,
-        )
-        self.progress_dropped = 0
-        """``Dial`` progress frames dropped unparsed."""
+    Open it with ``client.events(..., only_wanted=True, kind=GuardStream)``.
+    """
 
-    async def connect(self) -> None:
-        try:
-            await super().connect()
-        except BaseException:
-            await self._own_session.close()
-            raise
-
-    async def close(self) -> None:
-        try:
-            await super().close()
-        finally:
-            await self._own_session.close()
+    progress_dropped = 0
+    """``Dial`` progress frames dropped unparsed."""
 
     def _parse(self, frame: str) -> Event | None:
         kind = plain_type(frame)

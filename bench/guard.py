@@ -332,7 +332,11 @@ class CountedGuard(GuardApp):
 async def stream(url: str, calls: int) -> float:
     """The guard's event stream alone, as the guard opens it, until the pass's last event."""
     counter = Counter(calls)
-    async with GuardStream(config(url, "stream"), "stream", GUARD_EVENTS) as events:
+    client = AriClient(config(url, "stream"))
+    opened = client.events(
+        ["stream"], subscribe_all=True, wanted=GUARD_EVENTS, only_wanted=True, kind=GuardStream
+    )
+    async with client, opened as events:
         async for event in events:
             counter(event)
             if counter.done.is_set():

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from ari_captures import Frame, all_frames, frames, nth
+from callshield.ari.client import AriClient
 from callshield.ari.events import ChannelDestroyed, Dial, parse_event
 from callshield.ari.guard import GUARD_EVENTS
 from callshield.ari.guard_stream import (
@@ -22,6 +23,7 @@ from callshield.ari.guard_stream import (
     lean_event,
     seen_of,
 )
+from callshield.ari.websocket import EventStream
 from callshield.store.base import ShieldStore
 from fake_ari import FakeAri
 from fake_ari_guard import APP, SHIELDED, audit_of, client_for, guarding, hangups, shield
@@ -178,7 +180,7 @@ def test_the_dialled_fields_are_kept_out_of_repr() -> None:
 async def test_the_stream_drops_dial_progress_and_reads_the_rest_lean(fake_ari: FakeAri) -> None:
     client = client_for(fake_ari)
     seen: list[object] = []
-    stream = GuardStream(client.config, APP, GUARD_EVENTS)
+    stream = guard_stream(client)
     async with client, stream:
         agent = await fake_ari.create_channel(name="PJSIP/agent5-00000000")
         await fake_ari.varset(agent.id, "DIALSTATUS", "")
@@ -190,6 +192,7 @@ async def test_the_stream_drops_dial_progress_and_reads_the_rest_lean(fake_ari: 
             seen.append(event)
             if isinstance(event, ChannelGone) and event.channel_id == agent.id:
                 break
+        assert isinstance(stream, GuardStream)
         dropped = stream.progress_dropped
     sent = [t for t in fake_ari.sent_types(APP) if t in GUARD_EVENTS]
     dials = [(e.peer_id, e.dialstatus, e.caller_id) for e in seen if isinstance(e, DialSeen)]
@@ -197,6 +200,11 @@ async def test_the_stream_drops_dial_progress_and_reads_the_rest_lean(fake_ari: 
     assert dropped == sent.count("Dial") - 2 >= 1  # RINGING at least
     assert {e.channel_id for e in seen if isinstance(e, ChannelGone)} == {peer.id, agent.id}
     assert all(isinstance(e, DialSeen | ChannelGone) for e in seen)
+
+
+def guard_stream(client: AriClient) -> EventStream:
+    """The stream as the guard opens it when it has no hooks."""
+    return client.events([APP], subscribe_all=True, wanted=GUARD_EVENTS, only_wanted=True, kind=GuardStream)
 
 
 def dial_frame(status: str, peer_id: str) -> str:
@@ -226,7 +234,7 @@ async def test_a_leg_first_seen_answered_is_still_checked_and_progress_alone_is_
 
 async def test_frames_the_guard_cannot_read_are_skipped_and_the_stream_goes_on(fake_ari: FakeAri) -> None:
     client = client_for(fake_ari)
-    stream = GuardStream(client.config, APP, GUARD_EVENTS)
+    stream = guard_stream(client)
     seen: list[object] = []
     async with client, stream:
         await fake_ari.send_raw('{"type": ["Dial"], "x": {"type": "Dial"}}', APP)
