@@ -34,7 +34,9 @@ VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
 ON CONFLICT (number_hash, scope) DO UPDATE SET
     expires_at = CASE WHEN e.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL
                       ELSE greatest(e.expires_at, excluded.expires_at) END,
-    evidence = e.evidence || excluded.evidence,
+    evidence = CASE WHEN $9::text IS NOT NULL
+                         AND e.evidence @> jsonb_build_array(jsonb_build_object('refusal_id', $9::text))
+                    THEN e.evidence ELSE e.evidence || excluded.evidence END,
     source = CASE WHEN {keep} THEN e.source ELSE excluded.source END,
     reason = CASE WHEN {keep} THEN e.reason ELSE excluded.reason END
 RETURNING (xmax = 0) AS created, expires_at
@@ -155,6 +157,7 @@ class Writer:
                 json.dumps([item]),
                 second(now),
                 second(entry.expires_at),
+                item.get("refusal_id"),
             )
             detail = {
                 "ref": number_hash.hex()[:16],

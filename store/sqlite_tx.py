@@ -130,6 +130,12 @@ def later(a: int | None, b: int | None) -> int | None:
     return None if a is None or b is None else max(a, b)
 
 
+def seen_before(known: list[dict[str, Any]], item: Mapping[str, Any]) -> bool:
+    """True if ``item`` is a refusal (it has an id) whose evidence the entry already holds."""
+    refusal_id = item.get("refusal_id")
+    return refusal_id is not None and any(ev.get("refusal_id") == refusal_id for ev in known)
+
+
 class Writer:
     """Every write of the SQLite store, serialised on its one aiosqlite connection."""
 
@@ -199,7 +205,8 @@ class Writer:
             else:
                 (old_exp, old_evidence), *_ = old
                 expires = later(old_exp, new_exp)
-                evidence = [*json.loads(old_evidence), item]
+                known = json.loads(old_evidence)
+                evidence = known if seen_before(known, item) else [*known, item]
                 keep_old = expires == old_exp and old_exp != new_exp
                 await db.execute(
                     "UPDATE entries SET expires_at = ?, evidence = ?, source = CASE WHEN ? THEN source"

@@ -44,6 +44,16 @@ async def test_shielding_again_keeps_the_later_expiry_and_both_evidences(store: 
     assert stored.expires_at == T0 + timedelta(days=400)
 
 
+async def test_a_refusal_handed_over_twice_keeps_one_evidence(store: ShieldStore) -> None:
+    """A journal replay after a power loss may hand the store a refusal it already took."""
+    await store.add(entry(refusal_id="r1", call_id="first"), "test", T0)
+    await store.add(entry(refusal_id="r1", call_id="first"), "replay", T0 + timedelta(seconds=5))
+    await store.add(entry(refusal_id="r2", call_id="second"), "test", T0 + timedelta(days=1))
+    await store.add(entry(call_id="third"), "test", T0 + timedelta(days=2))  # no id: always kept
+    (stored,) = [e async for e in store.entries()]
+    assert [ev["call_id"] for ev in stored.evidence] == ["first", "second", "third"]
+
+
 async def test_a_later_refusal_extends_and_permanent_wins(store: ShieldStore) -> None:
     await store.add(entry(days=10), "test", T0)
     assert (await store.add(entry(days=500), "test", T0)).expires_at == T0 + timedelta(days=500)
