@@ -27,6 +27,7 @@ import logging
 from urllib.parse import quote
 
 import aiohttp
+from callshield import logsetup
 from callshield.ari.app import StasisApp
 from callshield.ari.client import AriClient, AriConfig
 from callshield.gate import Gate
@@ -42,7 +43,7 @@ POOL = 16
 
 
 async def serve_callshield(args: argparse.Namespace) -> None:
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logsetup.configure(args.log_level)  # as `callshield serve` does
     store = await SqliteStore.open(args.store, load_key(args.key_file), create=False)
     gate = Gate(store, NumberRules())
     app = StasisApp(
