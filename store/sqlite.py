@@ -9,7 +9,9 @@ inside a half-done transaction.
 The gate's :meth:`SqliteStore.lookup` is the one exception to the thread: it is one index point
 look-up (6-9 us) on a read-only connection, run inline on the event loop, because every aiosqlite
 await is a thread hop that costs 60-340 us here. Prefix rules are few and rarely change: they are
-kept in memory and reloaded when ``PRAGMA data_version`` says another connection committed.
+kept in memory and reloaded when their version (``meta.prefix_version``, bumped by triggers on
+every change, by any connection or by hand) differs; the version comes with the entries, in the
+look-up's one statement.
 WAL readers never wait for writers; if SQLite ever answers BUSY (WAL recovery after a crash), the
 look-up falls back to the aiosqlite thread.
 """
@@ -44,7 +46,9 @@ log = logging.getLogger(__name__)
 
 _ENTRIES = (
     "SELECT 0, scope, masked, source, reason, created_at, expires_at FROM entries WHERE number_hash = ?"
+    " UNION ALL SELECT 2, NULL, NULL, NULL, NULL, NULL, value FROM meta WHERE key = 'prefix_version'"
 )
+"""The number's entries, then (kind 2) the prefix rules' version."""
 _PREFIX_RULES = "SELECT 1, scope, prefix, action, reason, created_at, expires_at FROM prefixes"
 _LOOKUP = (
     "SELECT 0, scope, masked, source, reason, created_at, expires_at FROM entries WHERE number_hash = ?"
@@ -66,6 +70,7 @@ class SqliteStore(ShieldStore):
         self._w = Writer(writer, self._ckey, path)
         self._rules: dict[str, list[rows.Row]] = {}
         self._rules_version: object = None
+        self._cursor = reader.cursor()
 
     @classmethod
     async def open(cls, path: Path, key: bytes, *, create: bool = True) -> SqliteStore:
@@ -95,16 +100,15 @@ class SqliteStore(ShieldStore):
         return rows.matches(found, number_hash)
 
     def _lookup_inline(self, number_hash: bytes, e164: str) -> list[rows.Row]:
-        """The entry point query, plus the prefix rules from memory. The rules (a handful, rarely
-        changed) are reloaded whenever another connection committed anything since the last look."""
-        reader = self._reader
-        version = reader.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._rules_version:
+        """The number's entries and the prefix rules' version in one query; the rules (a handful,
+        rarely changed) from memory, reloaded whenever their version is not the one kept."""
+        found: list[rows.Row] = self._cursor.execute(_ENTRIES, (number_hash,)).fetchall()
+        version = found.pop()[6] if found and found[-1][0] == 2 else None
+        if version != self._rules_version or version is None:
             table: dict[str, list[rows.Row]] = {}
-            for rule in reader.execute(_PREFIX_RULES):
+            for rule in self._reader.execute(_PREFIX_RULES):
                 table.setdefault(rule[2], []).append(rule)
             self._rules, self._rules_version = table, version
-        found: list[rows.Row] = reader.execute(_ENTRIES, (number_hash,)).fetchall()
         if self._rules:
             for n in range(2, len(e164) + 1):
                 found.extend(self._rules.get(e164[:n], ()))

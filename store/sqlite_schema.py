@@ -53,6 +53,18 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
+    # 1 -> 2: a version of the prefix rules, bumped by every change to them (by any connection, or
+    # by hand), so that a look-up can read it with the number's entries in one statement and keep
+    # the rules themselves in memory.
+    """
+    INSERT INTO meta (key, value) VALUES ('prefix_version', '0');
+    CREATE TRIGGER prefixes_inserted AFTER INSERT ON prefixes
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'prefix_version'; END;
+    CREATE TRIGGER prefixes_updated AFTER UPDATE ON prefixes
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'prefix_version'; END;
+    CREATE TRIGGER prefixes_deleted AFTER DELETE ON prefixes
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'prefix_version'; END;
+    """,
 )
 
 LATEST = len(MIGRATIONS)

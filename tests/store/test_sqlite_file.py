@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from callshield.errors import KeyFileError, StoreCorrupt, StoreUnavailable
 from callshield.keys import fingerprint
-from callshield.models import Scope, Source
+from callshield.models import Action, PrefixRule, Scope, Source
 from callshield.store import sqlite_schema
 from callshield.store.base import NewEntry
 from callshield.store.sqlite import SqliteStore
@@ -216,3 +216,50 @@ async def test_prefix_rules_changed_by_another_process_apply_at_the_next_lookup(
     assert [r.prefix for r in (await gate_side.lookup("+8613900139000")).prefixes] == ["+86139"]
     await gate_side.close()
     await cli_side.close()
+
+
+async def test_prefix_rules_changed_by_hand_apply_at_the_next_lookup(tmp_path: Path, key: bytes) -> None:
+    """The rules' version is bumped by triggers, so even a change made with the sqlite3 shell counts."""
+    path = tmp_path / "shield.db"
+    await make_store(path, key, numbers=())
+    store = await SqliteStore.open(path, key)
+    try:
+        assert (await store.lookup(N1)).prefixes == ()
+        with sqlite3.connect(path) as db:
+            db.execute(
+                "INSERT INTO prefixes (prefix, scope, action, reason, created_at) "
+                "VALUES ('+861380013', 'global', 'BLOCK', 'by hand', 0)"
+            )
+        assert [r.reason for r in (await store.lookup(N1)).prefixes] == ["by hand"]
+        with sqlite3.connect(path) as db:
+            db.execute("UPDATE prefixes SET reason = 'edited'")
+        assert [r.reason for r in (await store.lookup(N1)).prefixes] == ["edited"]
+        with sqlite3.connect(path) as db:
+            db.execute("DELETE FROM prefixes")
+        assert (await store.lookup(N1)).prefixes == ()
+    finally:
+        await store.close()
+
+
+async def test_a_schema_1_store_gets_the_prefix_version_and_keeps_its_rules(
+    tmp_path: Path, key: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "shield.db"
+    first = sqlite_schema.MIGRATIONS[:1]
+    monkeypatch.setattr("callshield.store.sqlite_tx.MIGRATIONS", first)
+    monkeypatch.setattr("callshield.store.sqlite_tx.LATEST", 1)
+    old = await SqliteStore.open(path, key)
+    await old.add_prefix(PrefixRule("+861380013", Action.BLOCK, Scope(), "range", T0), "op")
+    await old.close()
+    monkeypatch.undo()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+    store = await SqliteStore.open(path, key)
+    try:
+        assert [r.reason for r in (await store.lookup(N1)).prefixes] == ["range"]
+        await store.remove_prefix("+861380013", Scope(), "op", "range closed", T0)
+        assert (await store.lookup(N1)).prefixes == ()
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
