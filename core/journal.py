@@ -133,12 +133,7 @@ class Journal:
             rejected = len(_read_lines(self.rejected))
         except OSError as e:
             raise StoreUnavailable(f"refusal journal {self.path} cannot be read: {e.strerror}") from None
-        items: dict[str, Pending] = {}
-        for line in lines:
-            item = self._open_line(line)
-            if item is not None and item.id.encode("ascii") not in done:
-                items.setdefault(item.id, item)
-        return list(items.values()), rejected
+        return self._undone(lines, done), rejected
 
     async def replay(self, apply: Apply) -> ReplayReport:
         """Hand every waiting refusal to ``apply``, oldest first; see the module doc for the steps."""
@@ -192,10 +187,14 @@ class Journal:
 
     def _pending(self) -> list[Pending]:
         """The refusals in the replay file not yet marked done, each id once, in journal order."""
-        done = set(_read_lines(self.done))
+        return self._undone(_read_lines(self.replaying), set(_read_lines(self.done)))
+
+    def _undone(self, lines: list[bytes], done: set[bytes]) -> list[Pending]:
+        """The refusals in ``lines`` whose ids are not in ``done``, each id once, in line order;
+        unreadable lines are passed over (a line torn while copying is still whole in the journal)."""
         items: dict[str, Pending] = {}
-        for line in _read_lines(self.replaying):
-            item = self._open_line(line)  # a line torn while copying is still whole in the journal
+        for line in lines:
+            item = self._open_line(line)
             if item is not None and item.id.encode("ascii") not in done:
                 items.setdefault(item.id, item)
         return list(items.values())
