@@ -37,7 +37,6 @@ import random
 import secrets
 import sqlite3
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +46,7 @@ from pathlib import Path
 
 import aiosqlite
 import phonenumbers
+from bench_version import code_version
 from callshield.keys import fingerprint
 from callshield.models import NO_MATCHES, Matches
 from callshield.numbers import NumberRules, classify
@@ -433,22 +433,6 @@ async def bench_size(entries: int, args: argparse.Namespace, log: Callable[[str]
     finally:
         raw_conn.close()
         await store.close()
-
-
-def code_version() -> str:
-    """The commit under measurement, and whether core/ or store/ differ from it (read-only git)."""
-    root = Path(__file__).resolve().parent.parent
-    git = ["git", "--no-optional-locks", "-C", str(root)]
-    try:
-        head = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        )
-        dirty = subprocess.run(
-            [*git, "diff", "--quiet", "HEAD", "--", "core", "store"], check=False
-        ).returncode
-    except (OSError, subprocess.CalledProcessError):
-        return "code version unknown"
-    return f"commit {head.stdout.strip()}" + (" + local changes in core/ or store/" if dirty else "")
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from gate_run import Load
+from gate_run import Load, next_load
 from gate_workload import CAMPAIGN, COMPANY, Call
 
 CAPTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "asterisk" / "captures"
@@ -114,11 +114,9 @@ class AgiPeer:
         self._templates[name] = header_template(self.headers, port)
 
     def load(self, subject: str, k: int) -> Load:
-        last = self._loads.get(subject)
-        load = Load(k, self.calls, lambda load, call: self._launch(subject, load, call))
-        load.cursor = last.cursor if last is not None else 0
-        self._loads[subject] = load
-        return load
+        return next_load(
+            self._loads, subject, k, self.calls, lambda load, call: self._launch(subject, load, call)
+        )
 
     def _launch(self, subject: str, load: Load, call: Call) -> None:
         self._seq += 1

@@ -26,7 +26,7 @@ from callshield.ari.guard_ledger import GateLedger
 from callshield.gate import Gate
 from callshield.numbers import NumberRules
 from callshield.store.sqlite import SqliteStore
-from gate_serve import announce, pin_self, profiled, subject_arguments, until_stopped
+from gate_serve import announce, profiled, run_subject, subject_arguments, until_stopped
 from gate_workload import load_key, read_calls
 
 ARG_1 = b"\nagi_arg_1: "
@@ -79,13 +79,8 @@ async def serve_floor(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("subject", choices=["callshield", "floor"])
-    parser.add_argument("--until", default="", help="floor: SHIELD_UNTIL of the shielded numbers")
-    parser.add_argument("--log-level", default="INFO")
     subject_arguments(parser)
-    args = parser.parse_args()
-    pin_self(args.cpu)
-    asyncio.run(serve_callshield(args) if args.subject == "callshield" else serve_floor(args))
+    run_subject(parser.parse_args(), serve_callshield, serve_floor)
 
 
 if __name__ == "__main__":

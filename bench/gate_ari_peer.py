@@ -30,7 +30,7 @@ from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import parse_qs, parse_qsl, unquote
 
-from gate_run import Load
+from gate_run import Load, next_load
 from gate_workload import CAMPAIGN, COMPANY, Call
 
 CAPTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "asterisk" / "captures"
@@ -186,11 +186,9 @@ class AriPeer:
             await asyncio.sleep(0.01)
 
     def load(self, subject: str, k: int) -> Load:
-        last = self._loads.get(subject)
-        load = Load(k, self.calls, lambda load, call: self._launch(subject, load, call))
-        load.cursor = last.cursor if last is not None else 0
-        self._loads[subject] = load
-        return load
+        return next_load(
+            self._loads, subject, k, self.calls, lambda load, call: self._launch(subject, load, call)
+        )
 
     def _render(self, kind: str, app: str, pending: Pending, value: str = "") -> bytes:
         seq = pending.channel.rsplit(".", 1)[1]

@@ -74,6 +74,17 @@ class Load:
             self.drained.set()
 
 
+def next_load(
+    loads: dict[str, Load], subject: str, k: int, calls: Sequence[Call], launch: Callable[[Load, Call], None]
+) -> Load:
+    """A new load of ``subject`` (kept in ``loads``) that goes on through ``calls`` where its last
+    one stopped, so that successive passes do not replay the same numbers."""
+    last = loads.get(subject)
+    load = Load(k, calls, launch, cursor=last.cursor if last is not None else 0)
+    loads[subject] = load
+    return load
+
+
 @dataclass(frozen=True)
 class PassResult:
     subject: str

@@ -9,12 +9,15 @@ import cProfile
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 
 def subject_arguments(parser: argparse.ArgumentParser) -> None:
     """Options every subject process takes."""
+    parser.add_argument("subject", choices=["callshield", "floor"])
+    parser.add_argument("--until", default="", help="floor: SHIELD_UNTIL of the shielded numbers")
+    parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--store", type=Path, required=True)
     parser.add_argument("--key-file", type=Path, required=True)
     parser.add_argument("--calls", type=Path, required=True)
@@ -26,6 +29,21 @@ def subject_arguments(parser: argparse.ArgumentParser) -> None:
 def pin_self(cpu: int | None) -> None:
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
+
+
+def run_subject(
+    args: argparse.Namespace,
+    callshield: Callable[[argparse.Namespace], Awaitable[None]],
+    floor: Callable[[argparse.Namespace], Awaitable[None]],
+) -> None:
+    """Pinned to ``--cpu``, serve as the subject ``args.subject`` names until stopped."""
+    pin_self(args.cpu)
+    serve = callshield if args.subject == "callshield" else floor
+
+    async def main() -> None:
+        await serve(args)
+
+    asyncio.run(main())
 
 
 async def until_stopped(max_seconds: float) -> None:

@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench_version import code_version
 from callshield.import_parse import ChunkSpec, open_input, parse_chunk, read_chunks
 from callshield.import_spill import bucket_count, bucket_of
 from callshield.importer import CHUNK_LINES, ImportRequest, import_file
@@ -466,22 +467,6 @@ def stats_line(values: list[float], unit: str, fmt: str = ",.1f") -> str:
     if len(values) == 1:
         return f"{values[0]:{fmt}} {unit}"
     return f"best {min(values):{fmt}}  median {statistics.median(values):{fmt}} {unit} ({len(values)} runs)"
-
-
-def code_version() -> str:
-    """The commit under measurement, and whether core/ or store/ differ from it (read-only git)."""
-    root = Path(__file__).resolve().parent.parent
-    git = ["git", "--no-optional-locks", "-C", str(root)]
-    try:
-        head = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        )
-        dirty = subprocess.run(
-            [*git, "diff", "--quiet", "HEAD", "--", "core", "store"], check=False
-        ).returncode
-    except (OSError, subprocess.CalledProcessError):
-        return "code version unknown"
-    return f"commit {head.stdout.strip()}" + (" + local changes in core/ or store/" if dirty else "")
 
 
 def parse_args() -> argparse.Namespace:
