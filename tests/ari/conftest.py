@@ -19,7 +19,7 @@ from fake_ari import FakeAri
 from raw_ari import Sockets
 
 APP = "shield"
-PHONE_NUMBERS = ("5551234", "5550000", "5550005", "5559999", "5557001")
+PHONE_NUMBERS = ("5551234", "5550000", "5550005", "5559999", "5557001", "13800138000", "13900139000")
 """Numbers the tests put into channels: none may reach callshield's log lines."""
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 from callshield.ari.connection import Backoff
@@ -21,13 +20,6 @@ from fake_ari_guard import (
     shield,
     until,
 )
-
-
-@pytest.fixture(autouse=True)
-def no_test_numbers_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    yield
-    for number in (SHIELDED, CLEAN):  # national forms: E.164 and dial strings contain them
-        assert number not in caplog.text
 
 
 async def reconnected(fake: FakeAri, guard: GuardApp, listings: int) -> None:
