@@ -16,7 +16,6 @@ import logging
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import TextIO
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -24,8 +23,8 @@ FLUSH_INTERVAL = 0.2
 """Seconds an INFO line may wait in the buffer."""
 
 
-def configure(level: str, filename: Path | None = None) -> None:
-    """Set up the root logger at ``level`` (to ``filename`` instead of standard error if given)."""
+def configure(level: str) -> None:
+    """Set up the root logger at ``level``, to standard error."""
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
@@ -34,13 +33,10 @@ def configure(level: str, filename: Path | None = None) -> None:
     logging._srcfile = None  # no findCaller(): FORMAT has no %(pathname)s
     if logging.getLogger().handlers:
         return  # configured already (as logging.basicConfig would leave it)
-    if filename is None:
-        stream: TextIO = open(  # noqa: SIM115 (lives as long as the process, closed by logging.shutdown)
-            sys.stderr.fileno(), "w", buffering=io.DEFAULT_BUFFER_SIZE, encoding="utf-8",
-            errors="backslashreplace", closefd=False,
-        )  # fmt: skip
-    else:
-        stream = filename.open("w", encoding="utf-8", errors="backslashreplace")
+    stream = open(  # noqa: SIM115 (lives as long as the process, closed by logging.shutdown)
+        sys.stderr.fileno(), "w", buffering=io.DEFAULT_BUFFER_SIZE, encoding="utf-8",
+        errors="backslashreplace", closefd=False,
+    )  # fmt: skip
     handler = BlockHandler(stream)
     handler.setFormatter(SecondsFormatter(FORMAT))
     logging.basicConfig(level=level, handlers=[handler])
