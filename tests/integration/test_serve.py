@@ -83,7 +83,13 @@ async def refuse_by_keypad(fake: FakeAri, agent: FakeChannel) -> None:
     async with asyncio.timeout(10):
         while "callshield" not in agent.subscribers:
             await asyncio.sleep(0.01)
-    peer = await fake.dial(agent.id, "13900139000@carrier", caller_number="13900139000")
+    await press_code_on_answer(fake, agent, "13900139000")
+
+
+async def press_code_on_answer(fake: FakeAri, agent: FakeChannel, number: str) -> FakeChannel:
+    """``agent`` dials ``number``, the customer answers, the agent presses *9; returns the customer
+    leg once callshield has hung it up."""
+    peer = await fake.dial(agent.id, f"{number}@carrier", caller_number=number)
     await fake.answer_dial(peer.id)
     await fake.bridge(agent.id, peer.id)
     await fake.send_dtmf(agent.id, "*")
@@ -91,6 +97,7 @@ async def refuse_by_keypad(fake: FakeAri, agent: FakeChannel) -> None:
     async with asyncio.timeout(10):
         while peer.hangup_cause is None:
             await asyncio.sleep(0.01)
+    return peer
 
 
 async def next_call_blocked(fake: FakeAri, args: list[str]) -> bool:
@@ -197,14 +204,7 @@ async def test_serve_with_the_guard_ends_bypasses_and_dialer_refusals(tmp_path: 
                 await asyncio.sleep(0.01)
         assert bypass.hangup_cause == 21
         dialer_agent = await fake.create_channel(name="PJSIP/agent5-00000000", caller_number="agent5")
-        customer = await fake.dial(dialer_agent.id, "13700137000@carrier", caller_number="13700137000")
-        await fake.answer_dial(customer.id)
-        await fake.bridge(dialer_agent.id, customer.id)
-        await fake.send_dtmf(dialer_agent.id, "*")
-        await fake.send_dtmf(dialer_agent.id, "9")
-        async with asyncio.timeout(10):
-            while customer.hangup_cause is None:
-                await asyncio.sleep(0.01)
+        customer = await press_code_on_answer(fake, dialer_agent, "13700137000")
         assert gated.hangup_cause is None
     finally:
         proc.send_signal(signal.SIGTERM)
