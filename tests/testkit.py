@@ -9,6 +9,15 @@ from callshield.store.base import NewEntry, ShieldStore
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 """A fixed 'now' for tests that pass the clock in."""
+N1 = "+8613800138000"
+
+
+def refusal(
+    number: str = N1, days: int | None = 365, source: Source = Source.CUSTOMER_OPTOUT, **evidence: str
+) -> NewEntry:
+    """A global entry for ``number`` as ``source`` records it at :data:`T0` (``days``: None permanent)."""
+    expires = None if days is None else T0 + timedelta(days=days)
+    return NewEntry(number, Scope(), source, f"{source} refused", expires, evidence)
 
 
 class StoreSink:

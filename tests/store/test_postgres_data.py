@@ -12,19 +12,10 @@ from pathlib import Path
 import pytest
 from callshield.models import Action, PrefixRule, Scope, Source
 from callshield.store import postgres_rows
-from callshield.store.base import ImportRow, NewEntry, ShieldStore
+from callshield.store.base import ImportRow, ShieldStore
 from callshield.store.postgres import PostgresStore
 from callshield.store.sqlite import SqliteStore
-from testkit import T0
-
-N1 = "+8613800138000"
-
-
-def refusal(
-    number: str = N1, days: int | None = 365, source: Source = Source.CUSTOMER_OPTOUT, **evidence: str
-) -> NewEntry:
-    expires = None if days is None else T0 + timedelta(days=days)
-    return NewEntry(number, Scope(), source, f"{source} refused", expires, evidence)
+from testkit import N1, T0, refusal
 
 
 def import_rows(count: int, start: int = 0) -> list[ImportRow]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -15,21 +14,11 @@ import asyncpg
 import pytest
 from callshield.errors import ConfigError, KeyFileError, StoreCorrupt, StoreError, StoreUnavailable
 from callshield.keys import fingerprint
-from callshield.models import Action, PrefixRule, Scope, Source
+from callshield.models import Action, PrefixRule, Scope
 from callshield.privacy import keyed_hash
 from callshield.store import open_store, postgres_schema
-from callshield.store.base import NewEntry
 from callshield.store.postgres import PostgresStore
-from testkit import T0
-
-N1 = "+8613800138000"
-
-
-def refusal(
-    number: str = N1, days: int | None = 365, source: Source = Source.CUSTOMER_OPTOUT, **evidence: str
-) -> NewEntry:
-    expires = None if days is None else T0 + timedelta(days=days)
-    return NewEntry(number, Scope(), source, f"{source} refused", expires, evidence)
+from testkit import N1, T0, refusal
 
 
 def with_params(url: str, **params: str) -> str:
