@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import time
 
 import pytest
 from callshield import logsetup
@@ -64,7 +65,7 @@ def own_logger(monkeypatch: pytest.MonkeyPatch) -> tuple[logging.Logger, Stream]
     handler to non-propagating loggers when a test phase starts, so :func:`alone` takes it off
     again in the test body.
     """
-    monkeypatch.setattr(logsetup.time, "time", lambda: 1_764_329_004.1995)  # also LogRecord's clock
+    monkeypatch.setattr(time, "time", lambda: 1_764_329_004.1995)  # also LogRecord's clock
     stream = Stream()
     handler = logsetup.BlockHandler(stream)
     handler.setFormatter(logsetup.SecondsFormatter(logsetup.FORMAT))
