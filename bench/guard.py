@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import multiprocessing
@@ -50,7 +51,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from callshield import models
+from callshield import logsetup, models
 from callshield.ari.client import AriClient, AriConfig, HangupReason
 from callshield.ari.events import ChannelDestroyed, Event
 from callshield.ari.guard import GUARD_EVENTS, GateLedger, GuardApp
@@ -72,7 +73,6 @@ PROBE_EVERY = 20
 """Under load, every PROBE_EVERY-th call is a shielded bypass (one per 400 events)."""
 SETTINGS = GuardSettings(enabled=True, trunks=frozenset({"PJSIP/carrier"}))
 OUT = Path(__file__).resolve().parent / "out"
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LEGEND = """\
   floor:   bare aiohttp websocket reader (receive() only)
   stream:  GuardStream as the guard opens it (no hooks), nothing done with the events
@@ -393,10 +393,20 @@ async def latency(url: str, app: str, store: SqliteStore, ledger: GateLedger, ca
     print(f"        legs {dict(guard.judge.counts)}")
 
 
+def log_like_serve(path: Path, level: str) -> None:
+    """Logging as ``callshield serve`` sets it up (:func:`logsetup.configure`: its handler, format
+    and flags, so the guard's INFO lines take serve's path), into ``path`` instead of stderr."""
+    stream = path.open("w", buffering=io.DEFAULT_BUFFER_SIZE, encoding="utf-8", errors="backslashreplace")
+    handler = logsetup.BlockHandler(stream)
+    handler.setFormatter(logsetup.SecondsFormatter(logsetup.FORMAT))
+    logging.basicConfig(level=level, handlers=[handler])
+    logsetup.configure(level)  # serve's flags; the handler is the one above (configure keeps it)
+
+
 async def main(args: argparse.Namespace) -> None:
     OUT.mkdir(exist_ok=True)
     log_file = OUT / "guard.log"
-    logging.basicConfig(filename=log_file, filemode="w", level=args.log_level, format=LOG_FORMAT)
+    log_like_serve(log_file, args.log_level)
     cpus = sorted(os.sched_getaffinity(0))
     source_cpu, own_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
     flood = plan(args.calls, args.seed, "1795849", args.kinds)
@@ -455,6 +465,7 @@ async def _run(
         "guard": lambda: _guard_rate(url, "flood", store, ledger, calls),
         "guard/F": lambda: _guard_rate(url, "filtered", store, ledger, calls),
     }
+    subjects = {name: run for name, run in subjects.items() if name == "floor" or name in args.subjects}
     results: dict[str, list[float]] = {name: [] for name in subjects}
     for rep in range(args.repeats):
         for name, measure in subjects.items():
@@ -470,6 +481,8 @@ async def _run(
     for name, values in results.items():
         rates(name, values, None if name == "floor" else base)
     print(LEGEND)
+    if not probes:
+        return
     print("Dial -> hang-up request of a shielded bypass (target p99 <= 5 ms):")
     await latency(url, "idle", store, ledger, probes)
     print(f"  (load: {args.load_rate:,.0f} events/s, a shielded bypass every {PROBE_EVERY} calls)")
@@ -495,7 +508,9 @@ def arguments() -> argparse.Namespace:
     )
     parser.add_argument("--calls", type=int, default=20_000, help="calls per pass (20 events each)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--latency-calls", type=int, default=300, help="shielded bypasses timed per phase")
+    parser.add_argument(
+        "--latency-calls", type=int, default=300, help="shielded bypasses timed per phase (0: none)"
+    )
     parser.add_argument("--load-rate", type=float, default=20_000, help="events/s of the loaded phase")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument(
@@ -503,6 +518,12 @@ def arguments() -> argparse.Namespace:
         type=kinds_arg,
         default=KINDS,
         help="the flood's mix of legs (default gated:0.5,clean:0.45,shielded:0.05)",
+    )
+    parser.add_argument(
+        "--subjects",
+        type=lambda text: set(text.split(",")),
+        default={"stream", "guard", "guard/F"},
+        help="which of stream,guard,guard/F to measure (the floor always is)",
     )
     parser.add_argument("--log-level", default="INFO", help="callshield's log level (to bench/out/guard.log)")
     return parser.parse_args()
