@@ -27,6 +27,7 @@ from callshield.ari.guard_ledger import GateLedger
 from callshield.ari.guard_legs import OutboundLeg
 from callshield.errors import AriRequestError, CallShieldError, NumberError, PeerError
 from callshield.gate import Gate, Verdict, utc_now
+from callshield.logsetup import InfoLine
 from callshield.models import Action
 from callshield.numbers import NumberRules, Target, classify
 from callshield.policy import Decision, Reason
@@ -34,6 +35,8 @@ from callshield.privacy import mask
 from callshield.store.base import ShieldStore
 
 log = logging.getLogger(__name__)
+info = InfoLine(log)
+"""The per-clean-bypass INFO line, on serve's cheap path when nothing else listens."""
 
 HANGUP_ATTEMPTS = 3
 RETRY_DELAY = 0.05
@@ -113,7 +116,7 @@ class LegJudge:
         decision = verdict.decision
         if decision.allowed:
             self.counts["allowed"] += 1
-            log.info(
+            info(
                 "guard %s: leg %s (%s) to %s did not pass the gate; allowed (%s)",
                 self.name,
                 leg.channel_id,
