@@ -45,6 +45,10 @@ KEPT_STATUSES = frozenset({"", "ANSWER"})
 """``Dial`` statuses never dropped unparsed: the start of a leg, and its answer."""
 _TYPE_KEY = '"type"'
 _STATUS_KEY = '"dialstatus"'
+_GONE_KEYS = re.compile(r'"(type|id|application|timestamp|asterisk_id)"[ \t\n\r]*:[ \t\n\r]*("[^"\\]*")?')
+"""A key :func:`gone_of` reads, and its value when that is a string (quotes kept)."""
+_DESTROYED = '{"type":"ChannelDestroyed",'
+"""How Asterisk starts a ``ChannelDestroyed`` frame: a hint only, :func:`gone_of` proves it."""
 _PLAIN_VALUE = re.compile(r'[ \t\n\r]*:[ \t\n\r]*"([^"\\]*)"')
 """After a key: the colon and a string value without escapes (JSON whitespace only)."""
 
@@ -96,15 +100,16 @@ def _sole_value(frame: str, key: str) -> str | None:
 
 def plain_type(frame: str) -> str | None:
     """The event's ``type`` read without decoding, or None if that is not exact (see below)."""
-    return None if "\\u" in frame else _sole_value(frame, _TYPE_KEY)
+    return None if "\\" in frame else _sole_value(frame, _TYPE_KEY)
 
 
 def dial_progress(frame: str) -> bool:
     """True if ``frame`` is a ``Dial`` whose status is neither empty (a new leg) nor ANSWER.
 
-    Exact, or False (the frame is then parsed): without a ``\\u`` escape anywhere, a JSON string
-    equal to ``type`` or ``dialstatus`` can only be written as those letters between quotes, and
-    a quote inside a string is always escaped. So when ``"dialstatus"`` occurs exactly once,
+    Exact, or False (the frame is then parsed): without a backslash anywhere there is no escape,
+    so every quote opens or closes a string, and a JSON string equal to ``type`` or
+    ``dialstatus`` can only be written as those letters between quotes. So when ``"dialstatus"``
+    occurs exactly once,
     followed by a colon and a string value without escapes, it is the event's own key (required
     by the model, present in every Dial Asterisk sends) with that value, wherever it stands among
     the keys and however the JSON is spaced; the same for ``"type"``. Any doubt (a nested key
@@ -119,24 +124,29 @@ def _progress(frame: str) -> bool:
 
 
 def gone_of(frame: str) -> ChannelGone | None:
-    """A ``ChannelDestroyed`` frame read without decoding it, or None (then it is decoded)."""
-    return _gone(frame) if plain_type(frame) == "ChannelDestroyed" else None
+    """A ``ChannelDestroyed`` frame read without decoding it, or None (then it is decoded).
 
-
-def _gone(frame: str) -> ChannelGone | None:
-    """Exact by the argument of :func:`dial_progress`: ``id`` is a key of the channel only (not of
-    the event, nor of its caller, connected or dialplan objects), so a sole ``"id"`` is the
-    channel's; ``application``, ``timestamp`` and ``asterisk_id`` are keys of the event only."""
-    channel_id = _sole_value(frame, '"id"')
-    application = _sole_value(frame, '"application"')
-    timestamp = _sole_value(frame, '"timestamp"')
-    if channel_id is None or application is None or timestamp is None:
+    Exact by the argument of :func:`dial_progress`, in one pass: without a backslash, a quoted
+    name followed by a colon is a key of that name, so :data:`_GONE_KEYS` finds every ``type``,
+    ``id``, ``application``, ``timestamp`` and ``asterisk_id`` key at any depth. Each at most
+    once: ``id`` is a key of the channel only (not of the event, nor of its caller, connected or
+    dialplan objects), so a sole ``id`` is the channel's; the others are keys of the event only.
+    """
+    if "\\" in frame:
         return None
-    asterisk_id = _sole_value(frame, '"asterisk_id"')
-    if asterisk_id is None and '"asterisk_id"' in frame:
-        return None  # there, but not a sole plain string: let the decoder decide
+    pairs = _GONE_KEYS.findall(frame)
+    found = dict(pairs)
+    if len(found) != len(pairs) or found.get("type") != '"ChannelDestroyed"':
+        return None
+    channel_id, application, timestamp = found.get("id"), found.get("application"), found.get("timestamp")
+    asterisk_id = found.get("asterisk_id", '""')
+    if not channel_id or not application or not timestamp or not asterisk_id:
+        return None  # missing, or not a plain string: let the decoder decide
     return ChannelGone(
-        application=application, timestamp=timestamp, asterisk_id=asterisk_id, channel_id=channel_id
+        application=application[1:-1],
+        timestamp=timestamp[1:-1],
+        asterisk_id=asterisk_id[1:-1] if "asterisk_id" in found else None,
+        channel_id=channel_id[1:-1],
     )
 
 
@@ -224,11 +234,15 @@ class GuardStream(EventStream):
     """``Dial`` progress frames dropped unparsed."""
 
     def _parse(self, frame: str) -> Event | None:
-        kind = plain_type(frame)
-        if kind == "Dial" and _progress(frame):
-            self.progress_dropped += 1
-            return None
-        event: Event | None = _gone(frame) if kind == "ChannelDestroyed" else None
+        event: Event | None
+        if frame.startswith(_DESTROYED):
+            event = gone_of(frame)
+        else:
+            kind = plain_type(frame)
+            if kind == "Dial" and _progress(frame):
+                self.progress_dropped += 1
+                return None
+            event = gone_of(frame) if kind == "ChannelDestroyed" else None
         if event is None:
             event = lean_event(frame)
         return event if event is not None else super()._parse(frame)
