@@ -27,7 +27,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from callshield.agi.request import AgiRequest, parse_header_block, parse_header_line, parse_request
+from callshield.agi.request import (
+    AgiRequest,
+    parse_block,
+    parse_header_block,
+    parse_header_line,
+    parse_request,
+)
 from callshield.errors import PeerError, PeerProtocolError
 
 __all__ = [
@@ -42,6 +48,7 @@ __all__ = [
     "decode_line",
     "format_command",
     "is_hangup",
+    "parse_block",
     "parse_header_block",
     "parse_header_line",
     "parse_reply",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import overload
+from typing import cast, overload
 from urllib.parse import parse_qsl, urlsplit
 
 from callshield.errors import PeerProtocolError
@@ -25,32 +25,53 @@ _PREFIX = re.compile(rb"(?:agi_[a-z0-9_]+:[^\n]*\n)*(?:\r|a(?:g(?:i(?:_[a-z0-9_]
 """The start of a header block, cut anywhere (the last line, or a blank ``\\r\\n``, may be incomplete)."""
 _PAIR = re.compile(r"^(agi_[a-z0-9_]+): ?([^\n]*)\n", re.MULTILINE)
 """One whole header line: a match per line for a valid block, fewer otherwise."""
-_KNOWN = frozenset(
-    (
-        "agi_network",
-        "agi_network_script",
-        "agi_request",
-        "agi_channel",
-        "agi_language",
-        "agi_type",
-        "agi_uniqueid",
-        "agi_version",
-        "agi_callerid",
-        "agi_calleridname",
-        "agi_callingpres",
-        "agi_callingani2",
-        "agi_callington",
-        "agi_callingtns",
-        "agi_dnid",
-        "agi_rdnis",
-        "agi_context",
-        "agi_extension",
-        "agi_priority",
-        "agi_enhanced",
-        "agi_accountcode",
-        "agi_threadid",
-    )
+_ORDER = (
+    "agi_network",
+    "agi_network_script",
+    "agi_request",
+    "agi_channel",
+    "agi_language",
+    "agi_type",
+    "agi_uniqueid",
+    "agi_version",
+    "agi_callerid",
+    "agi_calleridname",
+    "agi_callingpres",
+    "agi_callingani2",
+    "agi_callington",
+    "agi_callingtns",
+    "agi_dnid",
+    "agi_rdnis",
+    "agi_context",
+    "agi_extension",
+    "agi_priority",
+    "agi_enhanced",
+    "agi_accountcode",
+    "agi_threadid",
 )
+"""The headers Asterisk knows, in the order it writes them (``agi_network_script`` only for a URL
+with a path); ``agi_arg_1`` ... ``agi_arg_N`` follow."""
+_KNOWN = frozenset(_ORDER)
+_USUAL_ARGS = 9
+"""Most ``agi_arg_N`` headers the fast path of :func:`parse_block` reads (the gate passes 3)."""
+_ARG_NAMES = tuple(f"agi_arg_{n}" for n in range(1, _USUAL_ARGS + 1))
+
+
+def _usual_block() -> re.Pattern[str]:
+    """A whole block as Asterisk writes it, a group per value: the known headers in its order
+    (``agi_network_script`` optional), ``agi_arg_1`` ... ``agi_arg_N`` (N <= _USUAL_ARGS), the
+    blank line. Values as :data:`_PAIR` reads them."""
+    known = "".join(
+        f"(?:{name}: ?([^\\n]*)\\n)?" if name == "agi_network_script" else f"{name}: ?([^\\n]*)\\n"
+        for name in _ORDER
+    )
+    args = ""
+    for name in reversed(_ARG_NAMES):  # nested: agi_arg_2 only after agi_arg_1, and so on
+        args = f"(?:{name}: ?([^\\n]*)\\n{args})?"
+    return re.compile(f"{known}{args}\\n")
+
+
+_USUAL = _usual_block()
 
 Pairs = tuple[tuple[str, str], ...]
 
@@ -203,6 +224,37 @@ def parse_request(headers: Sequence[tuple[str, str]]) -> AgiRequest:
     return AgiRequest(script=script, query=query, args=args, headers=h, extra=extra)
 
 
+def parse_block(block: bytes) -> AgiRequest:
+    """``parse_request(parse_header_block(block))`` in one step: the same request, the same errors.
+
+    The server's path. A block exactly as Asterisk writes it (the known headers in its order,
+    then ``agi_arg_1`` ... ``agi_arg_N``, ``\\n`` line ends) is read by one regular expression,
+    without the pairs and checks of the general path, at a third of its cost; anything else
+    (other orders, unknown headers, ``\\r\\n``, malformed lines) takes the general path.
+    """
+    text = block.decode("utf-8", errors="replace")
+    request = _parse_usual(text)
+    return parse_request(_header_pairs(text)) if request is None else request
+
+
+def _parse_usual(text: str) -> AgiRequest | None:
+    """The request from a block in Asterisk's own order and form, or None for any other block."""
+    match = None if "\r" in text else _USUAL.fullmatch(text)
+    if match is None:
+        return None
+    values: tuple[str | None, ...] = match.groups()
+    headers = dict(zip(_ORDER, values, strict=False))
+    if values[1] is None:
+        del headers["agi_network_script"]
+    args = values[len(_ORDER) :]
+    if None in args:
+        args = args[: args.index(None)]
+    headers.update(zip(_ARG_NAMES, args, strict=False))
+    h = cast(dict[str, str], headers)  # no None left: the absent script and args are out
+    script, query = _script_and_query(h.get("agi_network_script"), h["agi_request"])
+    return AgiRequest(script=script, query=query, args=cast(tuple[str, ...], args), headers=h)
+
+
 def parse_header_block(block: bytes) -> list[tuple[str, str]]:
     """The ``(name, value)`` pairs of a whole header block, blank line included, in one pass.
 
@@ -212,7 +264,11 @@ def parse_header_block(block: bytes) -> list[tuple[str, str]]:
     Lines are read as :func:`parse_header_line` reads them one by one (``\\r\\n`` endings allowed,
     undecodable bytes as U+FFFD); raises PeerProtocolError for the first line that is not a header.
     """
-    text = block.decode("utf-8", errors="replace")
+    return _header_pairs(block.decode("utf-8", errors="replace"))
+
+
+def _header_pairs(text: str) -> list[tuple[str, str]]:
+    """:func:`parse_header_block` of the decoded block."""
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     body = text[:-1]  # every header line with its newline; the blank line's newline dropped

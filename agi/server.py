@@ -15,8 +15,8 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 
-from callshield.agi.protocol import AgiRequest
-from callshield.agi.session import AgiSession, read_request
+from callshield.agi.protocol import AgiRequest, parse_block
+from callshield.agi.session import AgiSession
 from callshield.agi.stream import AgiStream
 from callshield.errors import PeerError, PeerProtocolError, PeerUnavailable
 from callshield.privacy import mask
@@ -173,7 +173,7 @@ class AgiServer:
         """The header block, or None (logged) when the peer fails to send one in time."""
         stream.arm(self._header_timeout)
         try:
-            return await read_request(stream, self._max_header_lines)
+            return parse_block(await stream.read_block(self._max_header_lines))
         except TimeoutError:
             log.warning(
                 "%s: no complete AGI header block within %g s; closing",

@@ -26,18 +26,11 @@ from callshield.agi.protocol import (
     decode_line,
     format_command,
     is_hangup,
-    parse_header_block,
-    parse_request,
 )
 from callshield.agi.stream import AgiStream
 from callshield.errors import PeerError, PeerUnavailable
 
 log = logging.getLogger(__name__)
-
-
-async def read_request(stream: AgiStream, max_lines: int) -> AgiRequest:
-    """Read the header block up to its blank line and parse it. No timeout: the caller arms one."""
-    return parse_request(parse_header_block(await stream.read_block(max_lines)))
 
 
 class AgiSession:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import agi_capture
 import pytest
-from callshield.agi.request import check_block_start, parse_header_block, parse_header_line, parse_request
+from callshield.agi.request import (
+    AgiRequest,
+    _parse_usual,
+    check_block_start,
+    parse_block,
+    parse_header_block,
+    parse_header_line,
+    parse_request,
+)
 from callshield.errors import PeerProtocolError
 
 
@@ -175,3 +185,79 @@ def test_every_cut_of_a_real_block_is_a_valid_start() -> None:
 def test_a_start_that_cannot_become_a_block(data: bytes) -> None:
     with pytest.raises(PeerProtocolError, match="is not 'agi_<name>: value'"):
         check_block_start(data)
+
+
+def _edit(
+    drop: tuple[str, ...] = (), replace: dict[str, str] | None = None, add: tuple[str, ...] = ()
+) -> bytes:
+    """Captured block 1 with header lines dropped (by name), values replaced, lines added at the end."""
+    lines = [line for line in agi_capture.header_lines(1) if line.partition(":")[0] not in drop]
+    for name, value in (replace or {}).items():
+        lines = [f"{name}: {value}" if line.startswith(f"{name}:") else line for line in lines]
+    return "".join(f"{line}\n" for line in (*lines, *add)).encode("utf-8", "surrogateescape") + b"\n"
+
+
+def _outcome(parse: Callable[[], AgiRequest]) -> tuple[object, ...]:
+    """What a parse gives, fully: every field and header in order, or the error's type and text."""
+    try:
+        r = parse()
+    except PeerProtocolError as exc:
+        return ("error", str(exc))
+    return ("ok", r.script, r.query, r.args, list(r.headers.items()), r.extra)
+
+
+_ARGS = ("agi_arg_1: 5551234", "agi_arg_2: acme", "agi_arg_3: ")
+_VARIANTS: dict[str, bytes] = {
+    "captured": agi_capture.header_block(1),
+    "three args": _edit(drop=("agi_arg_1",), add=_ARGS),
+    "no args": _edit(drop=("agi_arg_1",)),
+    "no network script": _edit(drop=("agi_network_script",), replace={"agi_request": "agi://h/gate?a=1"}),
+    "script with query": _edit(replace={"agi_network_script": "/callshield/gate/?x=y&z="}),
+    "colons, spaces, no space": _edit(
+        replace={"agi_calleridname": "A: B", "agi_callerid": " two", "agi_language": ""}
+    ).replace(b"agi_context: ", b"agi_context:"),
+    "latin-1 name": _edit(replace={"agi_calleridname": "Agn\udce8s"}),
+    "lone CR in a value": _edit(replace={"agi_calleridname": "x\r"}),
+    "CRLF": agi_capture.header_block(1).replace(b"\n", b"\r\n"),
+    "unknown header inside": _edit(add=("agi_future: 1", "agi_arg_2: x")),
+    "unknown header first": b"agi_future: 1\n" + agi_capture.header_block(1),
+    "known header out of order": _edit(drop=("agi_network",), add=("agi_network: yes",)),
+    "args out of order": _edit(drop=("agi_arg_1",), add=(_ARGS[1], _ARGS[0])),
+    "arg 01": _edit(add=("agi_arg_02: x",)),
+    "arg gap": _edit(add=("agi_arg_3: x",)),
+    "repeated header": _edit(add=("agi_channel: Local/x",)),
+    "repeated arg": _edit(add=("agi_arg_1: x",)),
+    "no agi_request": _edit(drop=("agi_request",)),
+    "bad URL": _edit(drop=("agi_network_script",), replace={"agi_request": "agi://[broken/x"}),
+    "malformed line": _edit(add=("agi_arg_2 x",)),
+    "malformed known line": _edit(replace={"agi_channel": "x"}).replace(b"agi_channel: x", b"AGI_channel: x"),
+    "empty": b"\n",
+}
+
+
+@pytest.mark.parametrize("block", _VARIANTS.values(), ids=_VARIANTS.keys())
+def test_parse_block_is_the_general_parse_in_one_step(block: bytes) -> None:
+    general = _outcome(lambda: parse_request(parse_header_block(block)))
+    assert _outcome(lambda: parse_block(block)) == general
+
+
+@pytest.mark.parametrize(
+    ("name", "usual"),
+    [
+        ("captured", True),
+        ("three args", True),
+        ("no args", True),
+        ("no network script", True),
+        ("lone CR in a value", False),
+        ("CRLF", False),
+        ("unknown header inside", False),
+        ("args out of order", False),
+        ("arg gap", False),
+        ("repeated arg", False),
+        ("malformed known line", False),
+    ],
+)
+def test_the_fast_path_reads_blocks_as_asterisk_writes_them(name: str, usual: bool) -> None:
+    """Asterisk's own blocks take the one-expression path; everything else the general one."""
+    text = _VARIANTS[name].decode("utf-8", errors="replace")
+    assert (_parse_usual(text) is not None) is usual
