@@ -16,8 +16,11 @@ from callshield.agi.server import Handler
 from callshield.agi.session import AgiSession
 from callshield.ari.guard_ledger import GateLedger
 from callshield.gate import Gate
+from callshield.logsetup import InfoLine
 
 log = logging.getLogger(__name__)
+_info = InfoLine(log)
+"""The per-decision line: straight into ``callshield serve``'s log buffer when nothing else listens."""
 
 GATE_SCRIPT = "callshield/gate"
 
@@ -41,7 +44,7 @@ def gate_handler(gate: Gate, ledger: GateLedger | None = None) -> Handler:
         for name, value in verdict.variables().items():
             await session.set_variable(name, value)
         await session.close()  # Asterisk continues the dialplan now; the log line can wait
-        log.info(
+        _info(
             "agi gate %s %s %s (%s) uniqueid=%s",
             verdict.masked,
             decision.action,
