@@ -103,9 +103,12 @@ class GuardApp(AriConnection):
 
     def _open(self) -> EventStream:
         kind = EventStream if self._hooks else GuardStream  # hooks get every event in full
-        return self._client.events(
+        stream = self._client.events(
             [self.app], subscribe_all=True, wanted=self._wanted, only_wanted=True, kind=kind
         )
+        if isinstance(stream, GuardStream):
+            stream.legs = self._legs  # what it may drop unparsed: nothing to do with those
+        return stream
 
     async def _consume(self, stream: EventStream) -> None:
         handled = 0

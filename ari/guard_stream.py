@@ -15,6 +15,10 @@ dropped by :class:`~callshield.ari.websocket.EventStream`'s type test before any
   full channel snapshots; of a ``ChannelDestroyed``, the channel id, read without decoding by
   :func:`gone_of` when that is exact). Only the fields the guard uses are checked; a frame
   without them (or of the wrong types) goes to the full parser, which skips it as malformed.
+* Sharing the guard's legs (:attr:`GuardStream.legs`), it also drops the ``ANSWER`` of a leg the
+  guard knows and the ``ChannelDestroyed`` of any other channel, by their ids read without
+  decoding (:func:`peer_of`, :func:`gone_of`; exact or the frame is read as above): they change
+  nothing for the guard. What is left is about two frames per leg: its start and its end.
 
 Other types are parsed in full. The guard opens this stream only when it has no hooks (they get
 full events).
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 
 from callshield.ari.events import Dial, Event
@@ -37,6 +41,7 @@ __all__ = [
     "dial_progress",
     "gone_of",
     "lean_event",
+    "peer_of",
     "plain_type",
     "seen_of",
 ]
@@ -49,6 +54,9 @@ _GONE_KEYS = re.compile(r'"(type|id|application|timestamp|asterisk_id)"[ \t\n\r]
 """A key :func:`gone_of` reads, and its value when that is a string (quotes kept)."""
 _DESTROYED = '{"type":"ChannelDestroyed",'
 """How Asterisk starts a ``ChannelDestroyed`` frame: a hint only, :func:`gone_of` proves it."""
+_PEER_KEY = '"peer"'
+_FIRST_ID = re.compile(r'[ \t\n\r]*:[ \t\n\r]*\{[ \t\n\r]*"id"[ \t\n\r]*:[ \t\n\r]*"([^"\\]*)"')
+"""After ``"peer"``: an object whose first key is ``id``, with a string value without escapes."""
 _PLAIN_VALUE = re.compile(r'[ \t\n\r]*:[ \t\n\r]*"([^"\\]*)"')
 """After a key: the colon and a string value without escapes (JSON whitespace only)."""
 
@@ -109,11 +117,10 @@ def dial_progress(frame: str) -> bool:
     Exact, or False (the frame is then parsed): without a backslash anywhere there is no escape,
     so every quote opens or closes a string, and a JSON string equal to ``type`` or
     ``dialstatus`` can only be written as those letters between quotes. So when ``"dialstatus"``
-    occurs exactly once,
-    followed by a colon and a string value without escapes, it is the event's own key (required
-    by the model, present in every Dial Asterisk sends) with that value, wherever it stands among
-    the keys and however the JSON is spaced; the same for ``"type"``. Any doubt (a nested key
-    of the same name, an escape, a duplicate) keeps the frame.
+    occurs once, followed by a colon and a string value, it is the event's own key (required by
+    the model, present in every Dial Asterisk sends) with that value, wherever it stands among
+    the keys and however the JSON is spaced; the same for ``"type"``. Any doubt (a nested key of
+    the same name, an escape, a duplicate) keeps the frame.
     """
     return plain_type(frame) == "Dial" and _progress(frame)
 
@@ -123,21 +130,51 @@ def _progress(frame: str) -> bool:
     return status is not None and status not in KEPT_STATUSES
 
 
-def gone_of(frame: str) -> ChannelGone | None:
-    """A ``ChannelDestroyed`` frame read without decoding it, or None (then it is decoded).
+def peer_of(frame: str) -> str | None:
+    """The id of a ``Dial``'s ``peer`` read without decoding, or None if that is not exact.
 
-    Exact by the argument of :func:`dial_progress`, in one pass: without a backslash, a quoted
-    name followed by a colon is a key of that name, so :data:`_GONE_KEYS` finds every ``type``,
-    ``id``, ``application``, ``timestamp`` and ``asterisk_id`` key at any depth. Each at most
-    once: ``id`` is a key of the channel only (not of the event, nor of its caller, connected or
-    dialplan objects), so a sole ``id`` is the channel's; the others are keys of the event only.
+    Asterisk writes the channel's ``id`` first: ``"peer":{"id":"..."``. By the argument of
+    :func:`dial_progress`, a sole ``"peer"`` followed by a colon and an object is the event's own
+    ``peer`` key (the model requires it), and a ``"id"`` key right after its brace is that
+    object's; no ``"id"`` anywhere after it rules out a second ``id`` key in the object (the
+    decoder would keep the last). Any other layout (``id`` not first, a channel written after
+    the peer, spacing inside the brace aside) is None: the frame is decoded.
     """
+    if "\\" in frame:
+        return None
+    at = frame.find(_PEER_KEY)
+    if at < 0 or frame.find(_PEER_KEY, at + 1) >= 0:
+        return None
+    found = _FIRST_ID.match(frame, at + len(_PEER_KEY))
+    if found is None or frame.find('"id"', found.end()) >= 0:
+        return None
+    return found.group(1)
+
+
+def gone_of(frame: str) -> ChannelGone | None:
+    """A ``ChannelDestroyed`` frame read without decoding it, or None (then it is decoded)."""
+    found = _gone_keys(frame)
+    return _gone(found) if found is not None else None
+
+
+def _gone_keys(frame: str) -> dict[str, str] | None:
+    """The keys :func:`gone_of` reads, with their values if plain strings (quoted), else ``""``;
+    None if not exact or not a ``ChannelDestroyed``. Exact by the argument of
+    :func:`dial_progress`, in one pass: without a backslash, a quoted name followed by a colon is
+    a key of that name, so :data:`_GONE_KEYS` finds every ``type``, ``id``, ``application``,
+    ``timestamp`` and ``asterisk_id`` key at any depth. Each at most once: ``id`` is a key of the
+    channel only (not of the event, nor of its caller, connected or dialplan objects), so a sole
+    ``id`` is the channel's; the others are keys of the event only."""
     if "\\" in frame:
         return None
     pairs = _GONE_KEYS.findall(frame)
     found = dict(pairs)
     if len(found) != len(pairs) or found.get("type") != '"ChannelDestroyed"':
         return None
+    return found
+
+
+def _gone(found: dict[str, str]) -> ChannelGone | None:
     channel_id, application, timestamp = found.get("id"), found.get("application"), found.get("timestamp")
     asterisk_id = found.get("asterisk_id", '""')
     if not channel_id or not application or not timestamp or not asterisk_id:
@@ -230,19 +267,43 @@ class GuardStream(EventStream):
     Open it with ``client.events(..., only_wanted=True, kind=GuardStream)``.
     """
 
+    legs: Container[str] | None = None
+    """The guard's outbound legs, when it shares them: an ``ANSWER`` of one of them (already
+    known) and the end of any other channel change nothing for the guard, and are dropped when
+    the id reads exactly (:func:`peer_of`, :func:`gone_of`)."""
     progress_dropped = 0
     """``Dial`` progress frames dropped unparsed."""
+    known_dropped = 0
+    """Frames dropped because of :attr:`legs`."""
 
     def _parse(self, frame: str) -> Event | None:
-        event: Event | None
-        if frame.startswith(_DESTROYED):
-            event = gone_of(frame)
-        else:
+        found = _gone_keys(frame) if frame.startswith(_DESTROYED) else None
+        if found is None:
             kind = plain_type(frame)
-            if kind == "Dial" and _progress(frame):
-                self.progress_dropped += 1
+            if kind == "Dial" and self._dial_dropped(frame):
                 return None
-            event = gone_of(frame) if kind == "ChannelDestroyed" else None
+            found = _gone_keys(frame) if kind == "ChannelDestroyed" else None
+        event: Event | None = None
+        if found is not None:
+            if self._other_channel(found):
+                self.known_dropped += 1
+                return None
+            event = _gone(found)
         if event is None:
             event = lean_event(frame)
         return event if event is not None else super()._parse(frame)
+
+    def _dial_dropped(self, frame: str) -> bool:
+        status = _sole_value(frame, _STATUS_KEY)
+        if status is not None and status not in KEPT_STATUSES:
+            self.progress_dropped += 1
+            return True
+        if status == "ANSWER" and self.legs is not None and peer_of(frame) in self.legs:
+            self.known_dropped += 1
+            return True
+        return False
+
+    def _other_channel(self, found: dict[str, str]) -> bool:
+        """True if the ``ChannelDestroyed`` read as ``found`` ends a channel that is no leg."""
+        channel_id = found.get("id", "")  # quoted when a plain string
+        return self.legs is not None and len(channel_id) >= 2 and channel_id[1:-1] not in self.legs

@@ -276,7 +276,8 @@ class TimedClient(AriClient):
 @dataclass
 class Counter:
     """Watches the events the guard handled: when it saw its first event and the last
-    ChannelDestroyed of the pass (two per call), and when it handled each first Dial."""
+    ChannelDestroyed of the pass (one per call: the stream drops those of channels that are no
+    leg, unparsed), and when it handled each first Dial."""
 
     calls: int
     destroyed: int = 0
@@ -292,7 +293,7 @@ class Counter:
             self.dials[event.peer_id] = now
         elif isinstance(event, ChannelGone | ChannelDestroyed):
             self.destroyed += 1
-            if self.destroyed == 2 * self.calls:
+            if self.destroyed == self.calls:
                 self.last = now
                 self.done.set()
 
@@ -329,13 +330,17 @@ class CountedGuard(GuardApp):
         self.counter(event)
 
 
-async def stream(url: str, calls: int) -> float:
-    """The guard's event stream alone, as the guard opens it, until the pass's last event."""
+async def stream(url: str, flood: list[Call]) -> float:
+    """The guard's event stream alone, as the guard opens it (sharing the legs the guard would
+    know by then: the pass's), until the pass's last event."""
+    calls = len(flood)
     counter = Counter(calls)
     client = AriClient(config(url, "stream"))
     opened = client.events(
         ["stream"], subscribe_all=True, wanted=GUARD_EVENTS, only_wanted=True, kind=GuardStream
     )
+    assert isinstance(opened, GuardStream)
+    opened.legs = {call.peer for call in flood}
     async with client, opened as events:
         async for event in events:
             counter(event)
@@ -461,7 +466,7 @@ async def _run(
     print(f"one outbound leg per call {kinds}; {args.repeats} interleaved passes")
     subjects: dict[str, Callable[[], Awaitable[float]]] = {
         "floor": lambda: floor(url, calls),
-        "stream": lambda: stream(url, calls),
+        "stream": lambda: stream(url, flood),
         "guard": lambda: _guard_rate(url, "flood", store, ledger, calls),
         "guard/F": lambda: _guard_rate(url, "filtered", store, ledger, calls),
     }
