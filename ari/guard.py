@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -32,14 +33,14 @@ from typing import Any
 from callshield.ari.client import AriClient
 from callshield.ari.connection import AriConnection, Backoff
 from callshield.ari.events import ApplicationReplaced, ChannelDestroyed, Dial, Event
-from callshield.ari.guard_act import LegJudge
+from callshield.ari.guard_act import LegJudge, Resolved
 from callshield.ari.guard_ledger import GateLedger
 from callshield.ari.guard_legs import LegMatcher, OutboundLeg, exten_number, ringing_leg
 from callshield.ari.guard_stream import ChannelGone, DialSeen, GuardStream, seen_of
 from callshield.ari.models import Channel
 from callshield.ari.websocket import EventStream
 from callshield.errors import PeerError
-from callshield.gate import Gate, utc_now
+from callshield.gate import Gate, Verdict, utc_now
 from callshield.guard_config import GuardSettings
 from callshield.numbers import NumberRules
 from callshield.store.base import ShieldStore
@@ -95,6 +96,9 @@ class GuardApp(AriConnection):
         self._server_filter = server_filter
         self._filter_refused = False
         self._legs: dict[str, None] = {}
+        self._unchecked: deque[tuple[OutboundLeg, Resolved]] = deque()
+        """Legs to decide, when the gate never waits (:meth:`_check_unchecked`)."""
+        self._checking = False
 
     @property
     def legs(self) -> int:
@@ -153,8 +157,42 @@ class GuardApp(AriConnection):
         if len(self._legs) > MAX_LEGS:
             del self._legs[next(iter(self._legs))]
         number = self.judge.resolve(leg)
-        if not self.judge.passed_gate(leg, number):
-            self._spawn(self.judge.check(leg, number))
+        if self.judge.passed_gate(leg, number):
+            return
+        if self.judge.waits:
+            self._spawn(self._check(leg, number))  # one slow look-up must not hold up the others
+            return
+        self._unchecked.append((leg, number))
+        if not self._checking:
+            self._checking = True
+            self._spawn(self._check_unchecked())
+
+    async def _check(self, leg: OutboundLeg, number: Resolved) -> None:
+        verdict = await self._decide(leg, number)
+        if verdict is not None:
+            await self.judge.block(leg, verdict)
+
+    async def _check_unchecked(self) -> None:
+        """Decide the legs queued meanwhile, one after another: with a gate that never waits, one
+        task for a burst of legs costs less than a task each. A blocked leg's hang-up and audit
+        get a task each: one slow ``DELETE`` never holds up the next decision."""
+        try:
+            while self._unchecked:
+                leg, number = self._unchecked.popleft()
+                verdict = await self._decide(leg, number)
+                if verdict is not None:
+                    self._spawn(self.judge.block(leg, verdict))
+        finally:
+            self._checking = False
+
+    async def _decide(self, leg: OutboundLeg, number: Resolved) -> Verdict | None:
+        """:meth:`LegJudge.decide`; should it fail (a bug: the gate's own errors are BLOCK
+        verdicts already), the leg is blocked too, never let through."""
+        try:
+            return await self.judge.decide(leg, number)
+        except Exception:
+            log.exception("guard %s: deciding leg %s failed; blocking it", self.name, leg.channel_id)
+            return self.judge.failed(number)
 
     async def _after_connect(self) -> None:
         if self._server_filter:

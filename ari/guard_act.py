@@ -3,13 +3,13 @@
 1. :meth:`LegJudge.resolve` reads the number (``classify``, no store work) and
    :meth:`LegJudge.passed_gate` asks the :class:`~callshield.ari.guard.GateLedger` whether the gate
    allowed this number for the channel that dialled it: then there is nothing to do.
-2. Otherwise :meth:`LegJudge.check` decides with the same :class:`~callshield.gate.Gate` (so the
+2. Otherwise :meth:`LegJudge.decide` decides with the same :class:`~callshield.gate.Gate` (so the
    same ``decide()``; a number that cannot be read or a store error is BLOCK with reason
-   ``error``, as at the gate). Strict mode blocks without asking the store (emergency and
-   service codes excepted).
-3. Allowed: one INFO line. Blocked: the leg is hung up at once (``DELETE /channels/{id}``, Q.850
-   cause 21: the INVITE is cancelled while the far end rings), then an audit record
-   ``bypass-blocked`` is written and one WARNING logged. Numbers appear masked only.
+   ``error``, as at the gate), given the number as read in 1 when the gate reads numbers the
+   same way. Strict mode blocks without asking the store (emergency and service codes excepted).
+3. Allowed: one INFO line. Blocked: :meth:`LegJudge.block` hangs the leg up at once (``DELETE
+   /channels/{id}``, Q.850 cause 21: the INVITE is cancelled while the far end rings), then logs
+   one WARNING and writes an audit record ``bypass-blocked``. Numbers appear masked only.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from callshield.gate import Gate, Verdict, utc_now
 from callshield.logsetup import InfoLine
 from callshield.models import Action
 from callshield.numbers import NumberRules, Target, classify
-from callshield.policy import Decision, Reason
+from callshield.policy import Decision, Reason, blocked_by_error
 from callshield.privacy import mask
 from callshield.store.base import ShieldStore
 
@@ -87,6 +87,7 @@ class LegJudge:
         self._ledger = ledger
         self._strict = strict
         self._clock = clock
+        self._same_rules = rules == gate.rules
         self.counts: Counter[str] = Counter()
         """Legs by outcome: ``gated``, ``allowed``, ``blocked``."""
 
@@ -107,26 +108,42 @@ class LegJudge:
         log.debug("guard %s: leg %s of channel %s passed the gate", self.name, leg.channel_id, leg.caller_id)
         return True
 
-    async def check(self, leg: OutboundLeg, number: Resolved) -> None:
-        """Decide a leg that did not pass the gate; hang it up if blocked."""
+    @property
+    def waits(self) -> bool:
+        """True if a decision may wait on I/O (see :attr:`Gate.waits`); strict mode never does."""
+        return not self._strict and self._gate.waits
+
+    async def decide(self, leg: OutboundLeg, number: Resolved) -> Verdict | None:
+        """Decide a leg that did not pass the gate: None (logged) if allowed, else the verdict
+        that :meth:`block` acts on (counted as blocked already)."""
         if self._strict:
             verdict = _strict_verdict(number)
-        else:
-            verdict = await self._gate.check(leg.number)  # read as resolve() read it: the same E.164
+        else:  # the number as resolve() read it, if the gate reads numbers the same way
+            verdict = await self._gate.check(leg.number, target=number.target if self._same_rules else None)
         decision = verdict.decision
-        if decision.allowed:
-            self.counts["allowed"] += 1
-            info(
-                "guard %s: leg %s (%s) to %s did not pass the gate; allowed (%s)",
-                self.name,
-                leg.channel_id,
-                _origin(leg),
-                verdict.masked,
-                decision.reason,
-            )
-            return
+        if not decision.allowed:
+            self.counts["blocked"] += 1
+            return verdict
+        self.counts["allowed"] += 1
+        info(
+            "guard %s: leg %s (%s) to %s did not pass the gate; allowed (%s)",
+            self.name,
+            leg.channel_id,
+            _origin(leg),
+            verdict.masked,
+            decision.reason,
+        )
+        return None
+
+    def failed(self, number: Resolved) -> Verdict:
+        """The verdict on a leg whose decision failed: BLOCK, reason ``error`` (counted)."""
         self.counts["blocked"] += 1
+        return Verdict(blocked_by_error("internal error"), number.masked, None)
+
+    async def block(self, leg: OutboundLeg, verdict: Verdict) -> None:
+        """Hang the blocked leg up at once, then log it and write its audit record."""
         outcome = await self._hang_up(leg.channel_id)
+        decision = verdict.decision
         log.warning(
             "guard %s: leg %s (%s) to %s did not pass the gate and is blocked (%s: %s); %s",
             self.name,

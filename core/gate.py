@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from callshield.errors import CallShieldError, NumberError
 from callshield.models import NO_MATCHES, Matches, ShieldEntry
-from callshield.numbers import NumberRules, classify
+from callshield.numbers import NumberRules, Target, classify
 from callshield.policy import CallContext, Decision, Reason, blocked_by_error, decide
 from callshield.privacy import mask
 from callshield.store.base import ShieldStore
@@ -81,14 +81,38 @@ class Gate:
         self.counts: Counter[str] = Counter()
         """Decisions by ``ACTION/reason``, for the service's periodic summary."""
 
-    async def check(self, raw: str, company: str | None = None, campaign: str | None = None) -> Verdict:
-        """Decide a call to ``raw`` (digits as dialled) made for ``company``/``campaign``."""
+    @property
+    def rules(self) -> NumberRules:
+        """How this gate reads numbers (a caller that classified with the same may pass ``target``)."""
+        return self._rules
+
+    @property
+    def waits(self) -> bool:
+        """True if a check may wait on I/O (a store looked up over the network, audit writes);
+        False when it runs through without waiting (an inline look-up): callers may then check
+        one call after another in a single task."""
+        return self._deadline is not None
+
+    async def check(
+        self,
+        raw: str,
+        company: str | None = None,
+        campaign: str | None = None,
+        *,
+        target: Target | None = None,
+    ) -> Verdict:
+        """Decide a call to ``raw`` (digits as dialled) made for ``company``/``campaign``.
+
+        ``target``: ``classify(raw, self.rules)``, when the caller has it already (the guard reads
+        every leg's number before it knows whether to ask): not read twice. Without it, a number
+        that cannot be read is BLOCK like any other error.
+        """
         try:
             if self._deadline is None:
-                verdict = await self._check(raw, company, campaign)
+                verdict = await self._check(raw, company, campaign, target)
             else:
                 async with asyncio.timeout(self._deadline):
-                    verdict = await self._check(raw, company, campaign)
+                    verdict = await self._check(raw, company, campaign, target)
         except TimeoutError:
             verdict = Verdict(blocked_by_error("store look-up timed out"), mask(raw), None)
         except NumberError as e:
@@ -101,8 +125,11 @@ class Gate:
         self.counts[verdict.decision.action + "/" + verdict.decision.reason] += 1
         return verdict
 
-    async def _check(self, raw: str, company: str | None, campaign: str | None) -> Verdict:
-        target = classify(raw, self._rules)
+    async def _check(
+        self, raw: str, company: str | None, campaign: str | None, target: Target | None
+    ) -> Verdict:
+        if target is None:
+            target = classify(raw, self._rules)
         e164 = target.e164
         matches = NO_MATCHES
         if e164:
