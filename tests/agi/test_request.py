@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import agi_capture
 import pytest
+from callshield.agi import request as request_module
 from callshield.agi.request import (
     AgiRequest,
-    _parse_usual,
     check_block_start,
     parse_block,
     parse_header_block,
@@ -232,6 +233,13 @@ _VARIANTS: dict[str, bytes] = {
     "malformed line": _edit(add=("agi_arg_2 x",)),
     "malformed known line": _edit(replace={"agi_channel": "x"}).replace(b"agi_channel: x", b"AGI_channel: x"),
     "empty": b"\n",
+    # every value could start at the colon's space or after it: read one way, or this never ends
+    "two spaces, late failure": _edit(add=(*(f"agi_arg_{n}: x" for n in range(2, 10)), "agi_z: 1")).replace(
+        b": ", b":  "
+    ),
+    "two spaces, ten arguments": _edit(add=tuple(f"agi_arg_{n}: x" for n in range(2, 11))).replace(
+        b": ", b":  "
+    ),
 }
 
 
@@ -247,7 +255,8 @@ def test_parse_block_is_the_general_parse_in_one_step(block: bytes) -> None:
         ("captured", True),
         ("three args", True),
         ("no args", True),
-        ("no network script", True),
+        ("script with query", True),
+        ("no network script", False),
         ("lone CR in a value", False),
         ("CRLF", False),
         ("unknown header inside", False),
@@ -257,7 +266,23 @@ def test_parse_block_is_the_general_parse_in_one_step(block: bytes) -> None:
         ("malformed known line", False),
     ],
 )
-def test_the_fast_path_reads_blocks_as_asterisk_writes_them(name: str, usual: bool) -> None:
-    """Asterisk's own blocks take the one-expression path; everything else the general one."""
-    text = _VARIANTS[name].decode("utf-8", errors="replace")
-    assert (_parse_usual(text) is not None) is usual
+def test_the_fast_path_reads_blocks_as_asterisk_writes_them(
+    name: str, usual: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asterisk's own blocks never reach the general path's line-by-line pairs; others do."""
+    general: list[str] = []
+
+    def pairs(text: str) -> list[tuple[str, str]]:
+        general.append(text)
+        return header_pairs(text)
+
+    header_pairs = request_module._header_pairs
+    monkeypatch.setattr(request_module, "_header_pairs", pairs)
+    with contextlib.suppress(PeerProtocolError):
+        parse_block(_VARIANTS[name])
+    assert (general == []) is usual
+
+
+def test_more_arguments_than_the_fast_path_reads() -> None:
+    block = _edit(add=tuple(f"agi_arg_{n}: {n}" for n in range(2, 13)))
+    assert parse_block(block).args == ("5551234", *map(str, range(2, 13)))
