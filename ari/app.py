@@ -12,23 +12,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from callshield.ari.capture import TONE_ARG, KeypadCapture
 from callshield.ari.client import AriClient
 from callshield.ari.connection import AriConnection, Backoff
-from callshield.ari.events import Event, StasisStart
+from callshield.ari.events import Event
 from callshield.ari.gate import VerdictActor, dialplan_label, stasis_args
+from callshield.ari.gate_stream import GateStart, GateStream
 from callshield.ari.guard_ledger import GateLedger
 from callshield.ari.models import Channel
 from callshield.ari.optout import OptOut
 from callshield.ari.websocket import EventStream
 from callshield.errors import AriRequestError, InvalidInput, PeerError
 from callshield.gate import Gate, Verdict
+from callshield.logsetup import InfoLine
 from callshield.models import Scope
 from callshield.policy import blocked_by_error
 from callshield.privacy import mask
 
 log = logging.getLogger(__name__)
+_decided = InfoLine(log)
+"""The line per decision (on the dial-time path)."""
 
 
 APP_EVENTS = frozenset(
@@ -51,6 +56,9 @@ DELIVERY_ATTEMPTS = 3
 """Tries to deliver a verdict when ARI fails (5xx, timeout) before leaving the channel parked;
 a parked channel is decided again after the next reconnect."""
 RETRY_DELAY = 0.1
+
+Snapshot = Callable[[], Channel]
+"""The channel of a call in the application, read when asked (PeerProtocolError if malformed)."""
 
 
 class StasisApp(AriConnection):
@@ -84,8 +92,9 @@ class StasisApp(AriConnection):
         # Other frames (a real Asterisk sends ~54 ChannelVarset per subscribed call, and a
         # StasisEnd per gated call that only the capture and the opt-out look at) are dropped
         # before any JSON parsing.
+        # StasisStart comes as GateStart: its channel snapshot is read only when asked.
         wanted = GATE_EVENTS if self._capture is None and self._optout is None else APP_EVENTS
-        return self._client.events([self.app], wanted=wanted, only_wanted=True)
+        return self._client.events([self.app], wanted=wanted, only_wanted=True, kind=GateStream)
 
     async def _consume(self, stream: EventStream) -> None:
         async for event in stream:
@@ -95,8 +104,8 @@ class StasisApp(AriConnection):
         await self._recover()
 
     def _dispatch(self, event: Event) -> None:
-        if isinstance(event, StasisStart):
-            self._spawn(self._on_stasis_start(event.channel, list(event.args)))
+        if isinstance(event, GateStart):
+            self._spawn(self._on_stasis_start(event.channel_id, list(event.args), event.channel))
             return
         channel = getattr(event, "channel", None)
         if isinstance(channel, Channel) and channel.id in self._sessions:
@@ -126,46 +135,47 @@ class StasisApp(AriConnection):
             return
         args = stasis_args(channel.dialplan.app_data if channel.dialplan else "", self.app)
         log.info("ARI %s: channel %s was parked while disconnected; deciding it now", self.name, channel_id)
-        await self._on_stasis_start(channel, args or [])
+        await self._on_stasis_start(channel_id, args or [], lambda: channel)
 
-    async def _on_stasis_start(self, channel: Channel, args: list[str]) -> None:
+    async def _on_stasis_start(self, channel_id: str, args: list[str], snapshot: Snapshot) -> None:
+        """A channel entered the application (``snapshot`` reads its channel when one is needed)."""
         kind = args[0] if args else ""
         if kind == "optout" and self._optout is not None:
-            await self._offer_optout(channel, args[1:])
+            await self._offer_optout(channel_id, snapshot, args[1:])
         elif kind == TONE_ARG and self._capture is not None:
-            await self._capture.play_tone(channel.id)
-        elif channel.id not in self._inflight:
-            self._inflight.add(channel.id)
+            await self._capture.play_tone(channel_id)
+        elif channel_id not in self._inflight:
+            self._inflight.add(channel_id)
             try:
-                await self._gate_call(channel, args)
+                await self._gate_call(channel_id, args, snapshot)
             finally:
-                self._inflight.discard(channel.id)
+                self._inflight.discard(channel_id)
 
-    async def _gate_call(self, channel: Channel, args: list[str]) -> None:
+    async def _gate_call(self, channel_id: str, args: list[str], snapshot: Snapshot) -> None:
         if args and args[0] == "gate":
             padded = [*args[1:], "", "", ""]
             verdict = await self._gate.check(padded[0], padded[1] or None, padded[2] or None)
         else:
             verdict = self._not_ours(args)
         if self._ledger is not None and verdict.decision.allowed and verdict.e164 is not None:
-            self._ledger.allowed(channel.id, verdict.e164)  # before the continue: the Dial follows it
-        delivered = await self._deliver(channel.id, verdict)
+            self._ledger.allowed(channel_id, verdict.e164)  # before the continue: the Dial follows it
+        delivered = await self._deliver(channel_id, verdict)
         if delivered and verdict.decision.allowed and verdict.e164 and self._capture is not None:
             try:
-                await self._capture.watch(channel, verdict.e164, _scope(args))
+                await self._capture.watch(snapshot(), verdict.e164, _scope(args))
             except PeerError as e:
-                log.error("ARI %s: cannot listen for the agent code on %s (%s)", self.name, channel.id, e)
+                log.error("ARI %s: cannot listen for the agent code on %s (%s)", self.name, channel_id, e)
 
-    async def _offer_optout(self, channel: Channel, args: list[str]) -> None:
+    async def _offer_optout(self, channel_id: str, snapshot: Snapshot, args: list[str]) -> None:
         assert self._optout is not None
         queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._sessions[channel.id] = queue
+        self._sessions[channel_id] = queue
         try:
-            await self._optout.run(channel, args, queue)
+            await self._optout.run(snapshot(), args, queue)
         except PeerError as e:
-            log.error("ARI %s: opt-out offer on %s failed (%s)", self.name, channel.id, e)
+            log.error("ARI %s: opt-out offer on %s failed (%s)", self.name, channel_id, e)
         finally:
-            self._sessions.pop(channel.id, None)
+            self._sessions.pop(channel_id, None)
 
     async def _deliver(self, channel_id: str, verdict: Verdict) -> bool:
         """Apply the verdict (with retries); True if the channel got it."""
@@ -174,7 +184,7 @@ class StasisApp(AriConnection):
             try:
                 if await self._actor.apply(channel_id, verdict, label):
                     d = verdict.decision
-                    log.info(
+                    _decided(
                         "gate %s %s %s (%s) channel=%s -> %s",
                         verdict.masked, d.action, d.reason, d.rule, channel_id, label,
                     )  # fmt: skip

@@ -295,7 +295,8 @@ EVENT_TYPES: frozenset[str] = frozenset(_PARSERS)
 """The ``type`` values :func:`parse_event` turns into typed events (all others: UnknownEvent)."""
 
 
-def _decode(frame: str | bytes) -> JsonObject:
+def decode_frame(frame: str | bytes) -> JsonObject:
+    """The JSON object of one websocket text frame; PeerProtocolError if it is not one."""
     try:
         raw: object = json.loads(frame)
     except json.JSONDecodeError as exc:
@@ -311,7 +312,11 @@ def parse_event(frame: str | bytes, wanted: Container[str] | None = None) -> Eve
     ``wanted``: if given, only these types are fully parsed; the others (and every type not in
     :data:`EVENT_TYPES`) come back as :class:`UnknownEvent` without their payload being read.
     """
-    obj = _decode(frame)
+    return parse_object(decode_frame(frame), wanted)
+
+
+def parse_object(obj: JsonObject, wanted: Container[str] | None = None) -> Event:
+    """:func:`parse_event` of a frame already decoded by :func:`decode_frame`."""
     etype = get_str(obj, "type", "Message")
     if etype == "MissingParams":
         missing = ", ".join(get_str_list(obj, "params", "MissingParams"))
