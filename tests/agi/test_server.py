@@ -307,3 +307,21 @@ async def test_line_length_limit_is_exact() -> None:
         too_long = await FakeAsterisk(server.port, FakeCall(calleridname=name + "x")).run()
     assert fits.variables == GATE_VARIABLES
     assert too_long.commands == [] and too_long.closed_by_server
+
+
+async def test_commands_after_the_handler_closed_the_session_are_refused() -> None:
+    """Nothing reaches Asterisk after the close; every session says why, each with its own error."""
+    errors: list[PeerUnavailable] = []
+
+    async def handler(session: AgiSession) -> None:
+        await session.set_variable("SHIELD_RESULT", "ALLOW")
+        await session.close()
+        with pytest.raises(PeerUnavailable, match=r"no longer usable \(AGI session closed\)") as info:
+            await session.set_variable("SHIELD_REASON", "late")
+        errors.append(info.value)
+
+    async with serve(handler) as server:
+        fakes = [await FakeAsterisk(server.port).run() for _ in range(2)]
+    assert [fake.commands for fake in fakes] == [['SET VARIABLE "SHIELD_RESULT" "ALLOW"']] * 2
+    assert all(fake.closed_by_server for fake in fakes)
+    assert len(errors) == 2 and errors[0] is not errors[1]
