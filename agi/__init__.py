@@ -7,8 +7,9 @@ continues the dialplan with ``AGISTATUS=SUCCESS`` after).
 
 Modules: :mod:`~callshield.agi.protocol` (wire format, pure: replies, commands, and the header
 block from :mod:`~callshield.agi.request`), :mod:`~callshield.agi.stream` (one connection's
-reads, writes, deadlines and close), :mod:`~callshield.agi.session` (the commands of one
-session), :mod:`~callshield.agi.server` (accept, route, limits, shutdown).
+reads, writes, deadlines and close), :mod:`~callshield.agi.deadlines` (one timer for the
+deadlines of all connections), :mod:`~callshield.agi.session` (the commands of one session),
+:mod:`~callshield.agi.server` (accept, route, limits, shutdown).
 
 Why not panoramisk (1.4; read: ``panoramisk/fast_agi.py`` and ``panoramisk/utils.py``)? Its
 FastAGI part is a few dozen lines, and none of it holds up against what Asterisk and hostile

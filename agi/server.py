@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 
+from callshield.agi.deadlines import Deadlines
 from callshield.agi.protocol import AgiRequest, parse_block
 from callshield.agi.session import AgiSession
 from callshield.agi.stream import AgiStream
@@ -67,6 +68,8 @@ class AgiServer:
         self._max_line = max_line
         self._max_header_lines = max_header_lines
         self._server: asyncio.Server | None = None
+        self._deadlines: Deadlines | None = None
+        """The read deadlines of every connection (one timer), made by :meth:`start`."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -87,6 +90,7 @@ class AgiServer:
         if self._server is not None:
             raise RuntimeError("AgiServer already started")
         self._closing = False
+        self._deadlines = Deadlines(asyncio.get_running_loop())
         try:
             self._server = await asyncio.start_server(
                 self._on_connect, self._host, self._port, limit=self._max_line
@@ -116,6 +120,8 @@ class AgiServer:
             task.cancel()
         await asyncio.gather(*leftovers, return_exceptions=True)
         await server.wait_closed()
+        if self._deadlines is not None:
+            self._deadlines.close()
         await asyncio.sleep(0)  # the sockets closed last are released on this turn of the loop
         log.info("FastAGI server closed")
 
@@ -138,7 +144,8 @@ class AgiServer:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
-        stream = AgiStream(reader, writer, self._max_line, task)
+        assert self._deadlines is not None  # made by start(), before the first connection
+        stream = AgiStream(reader, writer, self._max_line, task, self._deadlines)
         try:
             if not self._closing:
                 await self._serve(stream)
@@ -149,11 +156,15 @@ class AgiServer:
             if task is not None:
                 task.uncancel()
         finally:
-            await stream.close()
+            if not stream.closed:
+                await stream.close()
             if task is not None:
                 self._tasks.discard(task)
 
     async def _serve(self, stream: AgiStream) -> None:
+        """Read the request, run its handler; log how it ended. Exceptions stop here (cancellation
+        excepted). The handler runs right in this coroutine: each reply it awaits comes back through
+        one frame less."""
         request = await self._read_request(stream)
         if request is None:
             return
@@ -165,9 +176,22 @@ class AgiServer:
             request, stream, command_timeout=self._command_timeout, media_timeout=self._media_timeout
         )
         try:
-            await self._run(handler, session)
+            await handler(session)
+        except PeerUnavailable as exc:
+            log.info("[%s] %s: Asterisk went away: %s", request.uniqueid, request.script, exc)
+        except PeerError as exc:
+            log.warning("[%s] %s: %s: %s", request.uniqueid, request.script, type(exc).__name__, exc)
+        except Exception as exc:
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            name, text = type(exc).__name__, scrub(str(exc))
+            log.error(
+                "[%s] %s: handler raised %s: %s\n%s", request.uniqueid, request.script, name, text, frames
+            )
+        else:
+            log.debug("[%s] %s: done (hung up: %s)", request.uniqueid, request.script, session.hung_up)
         finally:
-            await session.close()
+            if not stream.closed:  # the handler did not close it itself
+                await session.close()
 
     async def _read_request(self, stream: AgiStream) -> AgiRequest | None:
         """The header block, or None (logged) when the peer fails to send one in time."""
@@ -187,20 +211,3 @@ class AgiServer:
         finally:
             stream.disarm()
         return None
-
-    async def _run(self, handler: Handler, session: AgiSession) -> None:
-        """Run the handler; log how it ended. Exceptions stop here (cancellation excepted)."""
-        uid, script = session.request.uniqueid, session.request.script
-        try:
-            await handler(session)
-        except PeerUnavailable as exc:
-            log.info("[%s] %s: Asterisk went away: %s", uid, script, exc)
-        except PeerError as exc:
-            log.warning("[%s] %s: %s: %s", uid, script, type(exc).__name__, exc)
-        except Exception as exc:
-            frames = "".join(traceback.format_tb(exc.__traceback__))
-            log.error(
-                "[%s] %s: handler raised %s: %s\n%s", uid, script, type(exc).__name__, scrub(str(exc)), frames
-            )
-        else:
-            log.debug("[%s] %s: done (hung up: %s)", uid, script, session.hung_up)

@@ -32,6 +32,10 @@ from callshield.errors import PeerError, PeerUnavailable
 
 log = logging.getLogger(__name__)
 
+_CLOSED = PeerUnavailable("AGI session closed")
+"""Why a closed session refuses commands: quoted by :meth:`AgiSession.send`, never raised itself
+(so one instance serves every session)."""
+
 
 class AgiSession:
     """The handler's view of one FastAGI session: the request, and one method per command.
@@ -199,5 +203,5 @@ class AgiSession:
         closes as soon as it is done, and does its bookkeeping after.
         """
         if self._broken is None:
-            self._broken = PeerUnavailable("AGI session closed")
+            self._broken = _CLOSED
         await self._stream.close()

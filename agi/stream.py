@@ -4,19 +4,21 @@ One :class:`AgiStream` per connection, made by the server and used by the sessio
 whole header block at once (a real block of ~25 lines usually arrives in one segment: one read,
 one search for its blank line, one parse), then reads reply lines one by one.
 
-Reads are bounded by a *deadline* (the header timeout, then each command's reply timeout), kept
-by one lazily re-armed timer per connection rather than a timer per read: arming a read only
-stores its due time, and the timer, armed once, moves itself on to the due time of the read in
-progress when it fires early. When a read overruns its deadline the timer cancels the
-connection's task, and the read raises TimeoutError: the same semantics as
-``asyncio.timeout()`` around the read, cancellation from elsewhere (the server closing) included.
+Reads are bounded by a *deadline* (the header timeout, then each command's reply timeout):
+arming a read only stores its due time, and the server's one timer for all its connections
+(:class:`~callshield.agi.deadlines.Deadlines`) checks it when it comes. When a read overruns its
+deadline the connection's task is cancelled, and the read raises TimeoutError: the same
+semantics as ``asyncio.timeout()`` around the read, cancellation from elsewhere (the server
+closing) included.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 
+from callshield.agi.deadlines import Deadlines
 from callshield.agi.request import check_block_start
 from callshield.errors import PeerProtocolError, PeerUnavailable
 
@@ -31,6 +33,8 @@ class AgiStream:
     """Reads and writes of one FastAGI connection (``reader``'s limit must be ``max_line``).
 
     ``task`` is the connection's task: the stream is read in it only (a deadline cancels it).
+    ``deadlines`` keeps the deadlines of the server's connections; the stream is watched until
+    :meth:`close`.
 
     Errors: PeerUnavailable at end of stream or a reset, PeerProtocolError for a line longer than
     ``max_line`` bytes, TimeoutError for a read past its deadline (see :meth:`arm`).
@@ -42,23 +46,24 @@ class AgiStream:
         writer: asyncio.StreamWriter,
         max_line: int,
         task: asyncio.Task[object] | None,
+        deadlines: Deadlines,
     ) -> None:
         self._reader = reader
         self._writer = writer
+        self.write: Callable[[bytes], None] = writer.transport.write
+        """Write ``data`` (the transport's own write: StreamWriter.write only forwards to it)."""
         self._max_line = max_line
         self._pending = b""
         """Bytes that arrived after the header block (a ``HANGUP`` notice, say): read first."""
         self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadlines = deadlines
         self._due: float | None = None
         self._task = task
         """The connection's task: the one that reads (and that a deadline cancels)."""
         self._cancelling = 0
         self._expired = False
         self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self._writer.write(data)
+        deadlines.add(self)
 
     def peername(self) -> object:
         return self._writer.get_extra_info("peername")
@@ -69,25 +74,23 @@ class AgiStream:
         self._due = due
         if self._task is not None:
             self._cancelling = self._task.cancelling()
-        timer = self._timer
-        if timer is None or timer.when() > due:
-            if timer is not None:
-                timer.cancel()
-            self._timer = self._loop.call_at(due, self._fire)
+        self._deadlines.watch(due)
 
     def disarm(self) -> None:
         self._due = None
 
-    def _fire(self) -> None:
-        self._timer = None
+    def check(self, now: float) -> float | None:
+        """For the deadlines' timer: cancel the read in progress if it is due by ``now``; else
+        return its due time (None when no read is bounded)."""
         due = self._due
         if due is None or self._task is None:
-            return  # no read in progress: nothing to bound; the next arm() sets a timer again
-        if self._loop.time() < due:
-            self._timer = self._loop.call_at(due, self._fire)
-            return
+            return None
+        if now < due:
+            return due
+        self._due = None
         self._expired = True
         self._task.cancel()
+        return None
 
     def _timed_out(self) -> bool:
         """After a CancelledError in a read: True if it was the deadline's alone (then swallowed)."""
@@ -162,9 +165,7 @@ class AgiStream:
             return
         self.closed = True
         self._due = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._deadlines.discard(self)
         writer = self._writer
         flushed = writer.transport.get_write_buffer_size() == 0
         writer.close()

@@ -202,3 +202,31 @@ async def test_a_peer_that_is_not_asterisk_is_turned_away_at_once(
         await eventually(lambda: server.active_sessions == 0)
     assert outcome.closed_by_server and outcome.received == b""
     assert "is not 'agi_<name>: value'" in caplog.text
+
+
+async def test_deadlines_of_sessions_at_once_each_come_in_turn() -> None:
+    """The server's one deadline timer: each stalled read ends at its own deadline, the first to
+    come re-arms the timer for the next, and a session answered in time is not touched."""
+    outcome: dict[str, str] = {}
+
+    async def handler(session: AgiSession) -> None:
+        limit = session.request.args[0]
+        try:
+            await session.send("NOOP", reply_timeout=float(limit))
+        except PeerUnavailable as exc:
+            outcome[limit] = str(exc)
+        else:
+            outcome[limit] = "answered"
+
+    async with serve(handler, command_timeout=60) as server:
+        fakes = await asyncio.gather(
+            FakeAsterisk(server.port, FakeCall(args=("0.3",)), mute_from=0).run(),
+            FakeAsterisk(server.port, FakeCall(args=("30",))).run(),
+            FakeAsterisk(server.port, FakeCall(args=("0.1",)), mute_from=0).run(),
+        )
+    assert outcome == {
+        "0.1": "no reply to NOOP within 0.1 s",
+        "0.3": "no reply to NOOP within 0.3 s",
+        "30": "answered",
+    }
+    assert all(fake.closed_by_server and not fake.idle_timed_out for fake in fakes)
