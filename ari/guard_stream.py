@@ -49,11 +49,15 @@ __all__ = [
 KEPT_STATUSES = frozenset({"", "ANSWER"})
 """``Dial`` statuses never dropped unparsed: the start of a leg, and its answer."""
 _TYPE_KEY = '"type"'
+_SCAN: Callable[[str, int], tuple[object, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+"""The C scanner ``json.loads`` runs (the same decoder settings), without the layers around it."""
 _STATUS_KEY = '"dialstatus"'
 _GONE_KEYS = re.compile(r'"(type|id|application|timestamp|asterisk_id)"[ \t\n\r]*:[ \t\n\r]*("[^"\\]*")?')
 """A key :func:`gone_of` reads, and its value when that is a string (quotes kept)."""
 _DESTROYED = '{"type":"ChannelDestroyed",'
 """How Asterisk starts a ``ChannelDestroyed`` frame: a hint only, :func:`gone_of` proves it."""
+_STARTS_LEG = re.compile(r'\{"type":"Dial","timestamp":"[^"]*","dialstatus":"",')
+"""How Asterisk starts the ``Dial`` of a new leg: a hint only (such frames are decoded)."""
 _PEER_KEY = '"peer"'
 _FIRST_ID = re.compile(r'[ \t\n\r]*:[ \t\n\r]*\{[ \t\n\r]*"id"[ \t\n\r]*:[ \t\n\r]*"([^"\\]*)"')
 """After ``"peer"``: an object whose first key is ``id``, with a string value without escapes."""
@@ -247,11 +251,21 @@ _LEAN: dict[str, Callable[[dict[str, object]], Event | None]] = {
 }
 
 
+def _decode(frame: str) -> object:
+    """``json.loads(frame)``, straight through the decoder's C scanner when the frame is one JSON
+    value from its first character to its last (as Asterisk writes them), else by ``json.loads``."""
+    try:
+        obj, end = _SCAN(frame, 0)
+    except StopIteration:  # no value at 0 (leading whitespace, say): json.loads decides
+        end = -1
+    return obj if end == len(frame) else json.loads(frame)
+
+
 def lean_event(frame: str) -> Event | None:
     """:class:`DialSeen` or :class:`ChannelGone` read from ``frame``; None for any other type,
     or if a field the guard uses is missing or of the wrong type (the full parser decides)."""
     try:
-        obj = json.loads(frame)
+        obj = _decode(frame)
     except ValueError:
         return None
     if not isinstance(obj, dict):
@@ -277,20 +291,25 @@ class GuardStream(EventStream):
     """Frames dropped because of :attr:`legs`."""
 
     def _parse(self, frame: str) -> Event | None:
+        if _STARTS_LEG.match(frame):  # decoded at once: right whatever the frame turns out to be
+            return self._decoded(frame)
         found = _gone_keys(frame) if frame.startswith(_DESTROYED) else None
         if found is None:
             kind = plain_type(frame)
             if kind == "Dial" and self._dial_dropped(frame):
                 return None
             found = _gone_keys(frame) if kind == "ChannelDestroyed" else None
-        event: Event | None = None
         if found is not None:
             if self._other_channel(found):
                 self.known_dropped += 1
                 return None
-            event = _gone(found)
-        if event is None:
-            event = lean_event(frame)
+            gone = _gone(found)
+            if gone is not None:
+                return gone
+        return self._decoded(frame)
+
+    def _decoded(self, frame: str) -> Event | None:
+        event = lean_event(frame)
         return event if event is not None else super()._parse(frame)
 
     def _dial_dropped(self, frame: str) -> bool:

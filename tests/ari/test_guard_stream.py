@@ -245,3 +245,13 @@ async def test_frames_the_guard_cannot_read_are_skipped_and_the_stream_goes_on(f
             break
     assert [e.peer_id for e in seen if isinstance(e, DialSeen)] == ["1795849090.9"]
     assert stream.malformed == 2
+
+
+def test_a_frame_is_decoded_exactly_as_json_loads_decodes_it() -> None:
+    raw = json.dumps(start_dial(), separators=(",", ":"))
+    expected = lean_event(raw)
+    assert isinstance(expected, DialSeen)
+    for equal in (" " + raw, raw + " \n", "\n" + raw + "\t"):
+        assert lean_event(equal) == expected
+    for broken in (raw + "x", raw + "{}", "\ufeff" + raw, raw[:-1], "", " ", "[1]", '"Dial"', "1e999"):
+        assert lean_event(broken) is None
