@@ -36,11 +36,12 @@ def gate_handler(gate: Gate, ledger: GateLedger | None = None) -> Handler:
 
     async def gate_script(session: AgiSession) -> None:
         request = session.request
+        uniqueid = request.uniqueid
         number, company, campaign = call_arguments(request.args)
         verdict = await gate.check(number, company, campaign)
         decision = verdict.decision
         if ledger is not None and decision.allowed and verdict.e164 is not None:
-            ledger.allowed(request.uniqueid, verdict.e164)
+            ledger.allowed(uniqueid, verdict.e164)
         for name, value in verdict.variables().items():
             await session.set_variable(name, value)
         await session.close()  # Asterisk continues the dialplan now; the log line can wait
@@ -50,7 +51,7 @@ def gate_handler(gate: Gate, ledger: GateLedger | None = None) -> Handler:
             decision.action,
             decision.reason,
             decision.rule,
-            request.uniqueid,
+            uniqueid,
         )
 
     return gate_script

@@ -74,7 +74,6 @@ _RESULT = re.compile(r"result=(\S*)")
 _FIELD = re.compile(r"\s+(\w+)=(\S*)")
 _FIELDS_ONLY = re.compile(r"(?:\s+\w+=\S*)*\s*")
 _VERB = re.compile(r"[A-Za-z]+(?: [A-Za-z]+)*")
-_UNSAFE = re.compile(r"[\r\n\x00]")
 _VERBS = frozenset(
     ("SET VARIABLE", "GET VARIABLE", "GET FULL VARIABLE", "VERBOSE", "EXEC", "ANSWER", "HANGUP")
 )
@@ -252,7 +251,7 @@ def quote(arg: str) -> str:
     Raises ValueError for a line break or NUL: that would end the command and start another.
     The message never repeats the argument (it may be personal data).
     """
-    if _UNSAFE.search(arg):
+    if "\n" in arg or "\r" in arg or "\x00" in arg:  # three scans in C: cheaper than a regex call
         raise ValueError("AGI argument contains a line break or NUL byte")
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
