@@ -36,7 +36,7 @@ from callshield.ari.events import ApplicationReplaced, ChannelDestroyed, Dial, E
 from callshield.ari.guard_act import LegJudge, Resolved
 from callshield.ari.guard_ledger import GateLedger
 from callshield.ari.guard_legs import LegMatcher, OutboundLeg, exten_number, ringing_leg
-from callshield.ari.guard_stream import ChannelGone, DialSeen, GuardStream, seen_of
+from callshield.ari.guard_stream import ChannelGone, DialSeen, GuardStream
 from callshield.ari.models import Channel
 from callshield.ari.websocket import EventStream
 from callshield.errors import PeerError
@@ -45,7 +45,7 @@ from callshield.guard_config import GuardSettings
 from callshield.numbers import NumberRules
 from callshield.store.base import ShieldStore
 
-__all__ = ["GUARD_EVENTS", "EventHook", "GateLedger", "GuardApp"]
+__all__ = ["GUARD_EVENTS", "EventHook", "GateLedger", "GuardApp", "seen_of"]
 
 log = logging.getLogger(__name__)
 
@@ -241,3 +241,18 @@ class GuardApp(AriConnection):
             return await self._client.get_channel_var(channel_id, DIALSTRING_VARIABLE)
         except PeerError:
             return ""  # not set (an originate), or the channel is gone
+
+
+def seen_of(dial: Dial) -> DialSeen:
+    """The guard's view of a fully parsed ``Dial``."""
+    return DialSeen(
+        application=dial.application,
+        timestamp=dial.timestamp,
+        asterisk_id=dial.asterisk_id,
+        peer_id=dial.peer.id,
+        peer_name=dial.peer.name,
+        peer_exten=dial.peer.dialplan.exten,
+        dialstatus=dial.dialstatus,
+        caller_id=dial.caller.id if dial.caller is not None else None,
+        dialstring=dial.dialstring,
+    )

@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 
-from callshield.ari.events import Dial, Event
+from callshield.ari.events import Event
 from callshield.ari.websocket import EventStream
 
 __all__ = [
@@ -43,22 +43,18 @@ __all__ = [
     "lean_event",
     "peer_of",
     "plain_type",
-    "seen_of",
 ]
 
 KEPT_STATUSES = frozenset({"", "ANSWER"})
 """``Dial`` statuses never dropped unparsed: the start of a leg, and its answer."""
-_TYPE_KEY = '"type"'
 _SCAN: Callable[[str, int], tuple[object, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 """The C scanner ``json.loads`` runs (the same decoder settings), without the layers around it."""
-_STATUS_KEY = '"dialstatus"'
 _GONE_KEYS = re.compile(r'"(type|id|application|timestamp|asterisk_id)"[ \t\n\r]*:[ \t\n\r]*("[^"\\]*")?')
 """A key :func:`gone_of` reads, and its value when that is a string (quotes kept)."""
 _DESTROYED = '{"type":"ChannelDestroyed",'
 """How Asterisk starts a ``ChannelDestroyed`` frame: a hint only, :func:`gone_of` proves it."""
 _STARTS_LEG = re.compile(r'\{"type":"Dial","timestamp":"[^"]*","dialstatus":"",')
 """How Asterisk starts the ``Dial`` of a new leg: a hint only (such frames are decoded)."""
-_PEER_KEY = '"peer"'
 _FIRST_ID = re.compile(r'[ \t\n\r]*:[ \t\n\r]*\{[ \t\n\r]*"id"[ \t\n\r]*:[ \t\n\r]*"([^"\\]*)"')
 """After ``"peer"``: an object whose first key is ``id``, with a string value without escapes."""
 _PLAIN_VALUE = re.compile(r'[ \t\n\r]*:[ \t\n\r]*"([^"\\]*)"')
@@ -86,21 +82,6 @@ class ChannelGone(Event):
     channel_id: str
 
 
-def seen_of(dial: Dial) -> DialSeen:
-    """The guard's view of a fully parsed ``Dial``."""
-    return DialSeen(
-        application=dial.application,
-        timestamp=dial.timestamp,
-        asterisk_id=dial.asterisk_id,
-        peer_id=dial.peer.id,
-        peer_name=dial.peer.name,
-        peer_exten=dial.peer.dialplan.exten,
-        dialstatus=dial.dialstatus,
-        caller_id=dial.caller.id if dial.caller is not None else None,
-        dialstring=dial.dialstring,
-    )
-
-
 def _sole_value(frame: str, key: str) -> str | None:
     """The value of ``key`` if it occurs once in ``frame``, as a key with a plain string value."""
     at = frame.find(key)
@@ -112,7 +93,7 @@ def _sole_value(frame: str, key: str) -> str | None:
 
 def plain_type(frame: str) -> str | None:
     """The event's ``type`` read without decoding, or None if that is not exact (see below)."""
-    return None if "\\" in frame else _sole_value(frame, _TYPE_KEY)
+    return None if "\\" in frame else _sole_value(frame, '"type"')
 
 
 def dial_progress(frame: str) -> bool:
@@ -130,7 +111,7 @@ def dial_progress(frame: str) -> bool:
 
 
 def _progress(frame: str) -> bool:
-    status = _sole_value(frame, _STATUS_KEY)
+    status = _sole_value(frame, '"dialstatus"')
     return status is not None and status not in KEPT_STATUSES
 
 
@@ -146,10 +127,10 @@ def peer_of(frame: str) -> str | None:
     """
     if "\\" in frame:
         return None
-    at = frame.find(_PEER_KEY)
-    if at < 0 or frame.find(_PEER_KEY, at + 1) >= 0:
+    at = frame.find('"peer"')
+    if at < 0 or frame.find('"peer"', at + 1) >= 0:
         return None
-    found = _FIRST_ID.match(frame, at + len(_PEER_KEY))
+    found = _FIRST_ID.match(frame, at + 6)
     if found is None or frame.find('"id"', found.end()) >= 0:
         return None
     return found.group(1)
@@ -157,8 +138,7 @@ def peer_of(frame: str) -> str | None:
 
 def gone_of(frame: str) -> ChannelGone | None:
     """A ``ChannelDestroyed`` frame read without decoding it, or None (then it is decoded)."""
-    found = _gone_keys(frame)
-    return _gone(found) if found is not None else None
+    return _gone(found) if (found := _gone_keys(frame)) is not None else None
 
 
 def _gone_keys(frame: str) -> dict[str, str] | None:
@@ -237,18 +217,10 @@ def _lean_destroyed(obj: dict[str, object]) -> Event | None:
     envelope = _envelope(obj)
     if not isinstance(channel_id, str) or envelope is None:
         return None
+    application, timestamp, asterisk_id = envelope
     return ChannelGone(
-        application=envelope[0],
-        timestamp=envelope[1],
-        asterisk_id=envelope[2],
-        channel_id=channel_id,
+        application=application, timestamp=timestamp, asterisk_id=asterisk_id, channel_id=channel_id
     )
-
-
-_LEAN: dict[str, Callable[[dict[str, object]], Event | None]] = {
-    "Dial": _lean_dial,
-    "ChannelDestroyed": _lean_destroyed,
-}
 
 
 def _decode(frame: str) -> object:
@@ -271,8 +243,9 @@ def lean_event(frame: str) -> Event | None:
     if not isinstance(obj, dict):
         return None
     kind = obj.get("type")
-    lean = _LEAN.get(kind) if isinstance(kind, str) else None  # a list or object is unhashable
-    return lean(obj) if lean is not None else None
+    if kind == "Dial":
+        return _lean_dial(obj)
+    return _lean_destroyed(obj) if kind == "ChannelDestroyed" else None
 
 
 class GuardStream(EventStream):
@@ -313,7 +286,7 @@ class GuardStream(EventStream):
         return event if event is not None else super()._parse(frame)
 
     def _dial_dropped(self, frame: str) -> bool:
-        status = _sole_value(frame, _STATUS_KEY)
+        status = _sole_value(frame, '"dialstatus"')
         if status is not None and status not in KEPT_STATUSES:
             self.progress_dropped += 1
             return True

@@ -12,7 +12,7 @@ import pytest
 from ari_captures import Frame, all_frames, frames, nth
 from callshield.ari.client import AriClient
 from callshield.ari.events import ChannelDestroyed, Dial, parse_event
-from callshield.ari.guard import GUARD_EVENTS
+from callshield.ari.guard import GUARD_EVENTS, seen_of
 from callshield.ari.guard_stream import (
     KEPT_STATUSES,
     ChannelGone,
@@ -21,7 +21,6 @@ from callshield.ari.guard_stream import (
     dial_progress,
     gone_of,
     lean_event,
-    seen_of,
 )
 from callshield.ari.websocket import EventStream
 from callshield.store.base import ShieldStore
