@@ -49,10 +49,6 @@ KEPT_STATUSES = frozenset({"", "ANSWER"})
 """``Dial`` statuses never dropped unparsed: the start of a leg, and its answer."""
 _SCAN: Callable[[str, int], tuple[object, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 """The C scanner ``json.loads`` runs (the same decoder settings), without the layers around it."""
-_GONE_KEYS = re.compile(r'"(type|id|application|timestamp|asterisk_id)"[ \t\n\r]*:[ \t\n\r]*("[^"\\]*")?')
-"""A key :func:`gone_of` reads, and its value when that is a string (quotes kept)."""
-_DESTROYED = '{"type":"ChannelDestroyed",'
-"""How Asterisk starts a ``ChannelDestroyed`` frame: a hint only, :func:`gone_of` proves it."""
 _STARTS_LEG = re.compile(r'\{"type":"Dial","timestamp":"[^"]*","dialstatus":"",')
 """How Asterisk starts the ``Dial`` of a new leg: a hint only (such frames are decoded)."""
 _FIRST_ID = re.compile(r'[ \t\n\r]*:[ \t\n\r]*\{[ \t\n\r]*"id"[ \t\n\r]*:[ \t\n\r]*"([^"\\]*)"')
@@ -87,7 +83,12 @@ def _sole_value(frame: str, key: str) -> str | None:
     at = frame.find(key)
     if at < 0 or frame.find(key, at + 1) >= 0:
         return None
-    found = _PLAIN_VALUE.match(frame, at + len(key))
+    start = at + len(key)
+    if frame.startswith(':"', start):  # compact, as Asterisk writes it: no pattern needed
+        end = frame.find('"', start + 2)
+        value = frame[start + 2 : end]
+        return value if end >= 0 and "\\" not in value else None
+    found = _PLAIN_VALUE.match(frame, start)
     return found.group(1) if found is not None else None
 
 
@@ -138,36 +139,22 @@ def peer_of(frame: str) -> str | None:
 
 def gone_of(frame: str) -> ChannelGone | None:
     """A ``ChannelDestroyed`` frame read without decoding it, or None (then it is decoded)."""
-    return _gone(found) if (found := _gone_keys(frame)) is not None else None
+    return _gone(frame, _sole_value(frame, '"id"')) if plain_type(frame) == "ChannelDestroyed" else None
 
 
-def _gone_keys(frame: str) -> dict[str, str] | None:
-    """The keys :func:`gone_of` reads, with their values if plain strings (quoted), else ``""``;
-    None if not exact or not a ``ChannelDestroyed``. Exact by the argument of
-    :func:`dial_progress`, in one pass: without a backslash, a quoted name followed by a colon is
-    a key of that name, so :data:`_GONE_KEYS` finds every ``type``, ``id``, ``application``,
-    ``timestamp`` and ``asterisk_id`` key at any depth. Each at most once: ``id`` is a key of the
-    channel only (not of the event, nor of its caller, connected or dialplan objects), so a sole
-    ``id`` is the channel's; the others are keys of the event only."""
-    if "\\" in frame:
+def _gone(frame: str, channel_id: str | None) -> ChannelGone | None:
+    """Exact by the argument of :func:`dial_progress`: ``id`` is a key of the channel only (not of
+    the event, nor of its caller, connected or dialplan objects), so a sole ``"id"`` is the
+    channel's; ``application``, ``timestamp`` and ``asterisk_id`` are keys of the event only."""
+    application = _sole_value(frame, '"application"')
+    timestamp = _sole_value(frame, '"timestamp"')
+    if channel_id is None or application is None or timestamp is None:
         return None
-    pairs = _GONE_KEYS.findall(frame)
-    found = dict(pairs)
-    if len(found) != len(pairs) or found.get("type") != '"ChannelDestroyed"':
-        return None
-    return found
-
-
-def _gone(found: dict[str, str]) -> ChannelGone | None:
-    channel_id, application, timestamp = found.get("id"), found.get("application"), found.get("timestamp")
-    asterisk_id = found.get("asterisk_id", '""')
-    if not channel_id or not application or not timestamp or not asterisk_id:
-        return None  # missing, or not a plain string: let the decoder decide
+    asterisk_id = _sole_value(frame, '"asterisk_id"')
+    if asterisk_id is None and '"asterisk_id"' in frame:
+        return None  # there, but not a sole plain string: let the decoder decide
     return ChannelGone(
-        application=application[1:-1],
-        timestamp=timestamp[1:-1],
-        asterisk_id=asterisk_id[1:-1] if "asterisk_id" in found else None,
-        channel_id=channel_id[1:-1],
+        application=application, timestamp=timestamp, asterisk_id=asterisk_id, channel_id=channel_id
     )
 
 
@@ -266,17 +253,16 @@ class GuardStream(EventStream):
     def _parse(self, frame: str) -> Event | None:
         if _STARTS_LEG.match(frame):  # decoded at once: right whatever the frame turns out to be
             return self._decoded(frame)
-        found = _gone_keys(frame) if frame.startswith(_DESTROYED) else None
-        if found is None:
-            kind = plain_type(frame)
-            if kind == "Dial" and self._dial_dropped(frame):
+        kind = plain_type(frame)
+        if kind == "Dial":
+            if self._dial_dropped(frame):
                 return None
-            found = _gone_keys(frame) if kind == "ChannelDestroyed" else None
-        if found is not None:
-            if self._other_channel(found):
+        elif kind == "ChannelDestroyed":
+            channel_id = _sole_value(frame, '"id"')
+            if channel_id is not None and self.legs is not None and channel_id not in self.legs:
                 self.known_dropped += 1
                 return None
-            gone = _gone(found)
+            gone = _gone(frame, channel_id)
             if gone is not None:
                 return gone
         return self._decoded(frame)
@@ -294,8 +280,3 @@ class GuardStream(EventStream):
             self.known_dropped += 1
             return True
         return False
-
-    def _other_channel(self, found: dict[str, str]) -> bool:
-        """True if the ``ChannelDestroyed`` read as ``found`` ends a channel that is no leg."""
-        channel_id = found.get("id", "")  # quoted when a plain string
-        return self.legs is not None and len(channel_id) >= 2 and channel_id[1:-1] not in self.legs
