@@ -12,6 +12,7 @@ import pytest
 from callshield.ari.app import DELIVERY_ATTEMPTS, StasisApp
 from callshield.ari.client import AriClient, AriConfig
 from callshield.ari.connection import Backoff
+from callshield.ari.events import Event
 from callshield.ari.gate import dialplan_label, stasis_args
 from callshield.gate import Gate
 from callshield.models import Matches, Scope, Source
@@ -217,6 +218,33 @@ async def test_a_slow_decision_does_not_hold_up_the_next_calls(
     assert first_waited
     assert second.continued is not None and second.continued.label == "allow-clean"
     assert first.continued is not None and first.continued.label == "allow-clean"
+
+
+async def test_a_burst_of_calls_gets_every_verdict_once(
+    fake_ari: FakeAri, store: ShieldStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """StasisStarts read from one segment are dispatched without a turn of the event loop in
+    between: they are decided one after another, each verdict delivered once."""
+    await shield(store)
+    numbers = [SHIELDED if i % 4 == 0 else CLEAN for i in range(24)]
+    async with running(fake_ari, store) as app:
+        held: list[Event] = []
+        dispatch = app._dispatch
+
+        def in_one_burst(event: Event) -> None:
+            held.append(event)
+            if len(held) == len(numbers):
+                for each in held:
+                    dispatch(each)
+
+        monkeypatch.setattr(app, "_dispatch", in_one_burst)
+        await until(lambda: bool(fake_ari.requests_to("GET", "/applications/*")))  # none parked yet
+        channels = [await fake_ari.stasis_start(APP, args=["gate", n]) for n in numbers]
+        await asyncio.gather(*(decided(c) for c in channels))
+    labels = [c.continued.label if c.continued else None for c in channels]
+    assert labels == ["block-shielded" if n == SHIELDED else "allow-clean" for n in numbers]
+    continues = [r.path for r in fake_ari.requests_to("POST", "/channels/*/continue")]
+    assert sorted(continues) == sorted(f"/channels/{c.id}/continue" for c in channels)
 
 
 async def test_stop_finishes_the_decisions_in_flight(
