@@ -464,11 +464,12 @@ async def _run(
         f"{calls:,} calls x {len(PICK)} frames = {len(PICK) * calls:,} events per pass, {size:.0f} B/frame,"
     )
     print(f"one outbound leg per call {kinds}; {args.repeats} interleaved passes")
+    flooded: dict[str, list[float]] = {"guard": [], "guard/F": []}
     subjects: dict[str, Callable[[], Awaitable[float]]] = {
         "floor": lambda: floor(url, calls),
         "stream": lambda: stream(url, flood),
-        "guard": lambda: _guard_rate(url, "flood", store, ledger, calls),
-        "guard/F": lambda: _guard_rate(url, "filtered", store, ledger, calls),
+        "guard": lambda: _guard_rate(url, "flood", store, ledger, calls, flooded["guard"]),
+        "guard/F": lambda: _guard_rate(url, "filtered", store, ledger, calls, flooded["guard/F"]),
     }
     subjects = {name: run for name, run in subjects.items() if name == "floor" or name in args.subjects}
     results: dict[str, list[float]] = {name: [] for name in subjects}
@@ -486,6 +487,10 @@ async def _run(
     for name, values in results.items():
         rates(name, values, None if name == "floor" else base)
     print(LEGEND)
+    print("Dial handled -> hang-up request of a shielded bypass under the flood (in-process):")
+    for name, waits in flooded.items():
+        if name in subjects:
+            print(f"  {name:<7} {quantiles(waits)}")
     if not probes:
         return
     print("Dial -> hang-up request of a shielded bypass (target p99 <= 5 ms):")
@@ -494,8 +499,13 @@ async def _run(
     await latency(url, "load", store, ledger, load)
 
 
-async def _guard_rate(url: str, app: str, store: SqliteStore, ledger: GateLedger, calls: int) -> float:
-    rate, _, _, _ = await run_guard(url, app, store, ledger, calls)
+async def _guard_rate(
+    url: str, app: str, store: SqliteStore, ledger: GateLedger, calls: int, waits: list[float]
+) -> float:
+    """The guard's rate on a pass; adds to ``waits`` each shielded leg's time from its Dial
+    handled to its hang-up request, under the flood (the guard saturated)."""
+    rate, _, counter, client = await run_guard(url, app, store, ledger, calls)
+    waits.extend(at - counter.dials[peer] for peer, at in client.hangups.items() if peer in counter.dials)
     return rate
 
 
