@@ -247,6 +247,22 @@ async def test_a_burst_of_calls_gets_every_verdict_once(
     assert sorted(continues) == sorted(f"/channels/{c.id}/continue" for c in channels)
 
 
+async def test_a_slow_delivery_does_not_hold_up_the_next_calls(fake_ari: FakeAri, store: ShieldStore) -> None:
+    """The last call of a burst is delivered by its decider; a call that comes meanwhile is
+    decided by another one, not after that delivery."""
+    async with running(fake_ari, store):
+        first = await fake_ari.create_channel(exten=CLEAN, context="agents")
+        fake_ari.add_fault(method="POST", path=f"/channels/{first.id}/continue", delay=1.0)
+        await fake_ari.pbx.stasis_start(APP, ["gate", CLEAN], first)
+        await asyncio.sleep(0.05)  # its continue is on the way, and slow
+        second = await call(fake_ari, CLEAN)
+        first_waited = first.continued is None
+        await decided(first)
+    assert first_waited
+    assert second.continued is not None and second.continued.label == "allow-clean"
+    assert first.continued is not None and first.continued.label == "allow-clean"
+
+
 async def test_stop_finishes_the_decisions_in_flight(
     fake_ari: FakeAri, store: ShieldStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
