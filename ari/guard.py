@@ -10,9 +10,13 @@ same :class:`~callshield.gate.Gate` and hangs blocked legs up (:mod:`callshield.
 Cheap on the full event stream of a busy PBX (about 80 events per call): after connecting it asks
 Asterisk to send only the event types it uses (``PUT /applications/{app}/eventFilter``), and
 drops the other types unparsed anyway; without hooks it reads ``Dial`` and ``ChannelDestroyed``
-lean and drops ``Dial`` progress unparsed (:mod:`callshield.ari.guard_stream`). Nothing but a new
-outbound leg leads to store work. State is kept per outbound leg while it lives (dropped on its
-``ChannelDestroyed``, the last event Asterisk sends for a channel to a subscribeAll application).
+lean, and drops unparsed what changes nothing for it: ``Dial`` progress, the answer of a leg it
+knows, the end of a channel that is no leg (:mod:`callshield.ari.guard_stream`). Nothing but a
+new outbound leg leads to store work. State is kept per outbound leg while it lives (dropped on
+its ``ChannelDestroyed``, the last event Asterisk sends for a channel to a subscribeAll
+application). Legs that did not pass the gate are decided one after another in one task per
+burst when the gate never waits (an inline look-up), each in a task of its own when it may; a
+blocked leg's hang-up always gets its own task.
 
 The connection is kept up like the gate's: capped backoff, each state change logged once; after
 every (re)connect the live channels are listed and outbound legs still ringing that were not seen
@@ -154,7 +158,8 @@ class GuardApp(AriConnection):
             self._take(leg)
 
     def _take(self, leg: OutboundLeg) -> None:
-        """Remember the leg; nothing more if it passed the gate, else check it in a task."""
+        """Remember the leg; nothing more if it passed the gate, else queue it for a decision (or,
+        with a gate that may wait, decide it in a task of its own)."""
         self._legs[leg.channel_id] = None
         if len(self._legs) > MAX_LEGS:
             del self._legs[next(iter(self._legs))]

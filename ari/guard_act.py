@@ -88,6 +88,8 @@ class LegJudge:
         self._strict = strict
         self._clock = clock
         self._same_rules = rules == gate.rules
+        """The gate reads numbers as :meth:`resolve` does: it is handed the number read, not the
+        digits (configured otherwise, it reads them itself: its reading decides)."""
         self.counts: Counter[str] = Counter()
         """Legs by outcome: ``gated``, ``allowed``, ``blocked``."""
 

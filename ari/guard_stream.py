@@ -17,8 +17,9 @@ dropped by :class:`~callshield.ari.websocket.EventStream`'s type test before any
   without them (or of the wrong types) goes to the full parser, which skips it as malformed.
 * Sharing the guard's legs (:attr:`GuardStream.legs`), it also drops the ``ANSWER`` of a leg the
   guard knows and the ``ChannelDestroyed`` of any other channel, by their ids read without
-  decoding (:func:`peer_of`, :func:`gone_of`; exact or the frame is read as above): they change
-  nothing for the guard. What is left is about two frames per leg: its start and its end.
+  decoding (:func:`peer_of`; a sole ``"id"`` as in :func:`gone_of`; exact or the frame is read
+  as above): they change nothing for the guard. What is left is about two frames per leg, its
+  start (decoded at once when laid out as Asterisk writes one) and its end.
 
 Other types are parsed in full. The guard opens this stream only when it has no hooks (they get
 full events).
