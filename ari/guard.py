@@ -15,8 +15,8 @@ knows, the end of a channel that is no leg (:mod:`callshield.ari.guard_stream`).
 new outbound leg leads to store work. State is kept per outbound leg while it lives (dropped on
 its ``ChannelDestroyed``, the last event Asterisk sends for a channel to a subscribeAll
 application). Legs that did not pass the gate are decided one after another in one task per
-burst when the gate never waits (an inline look-up), each in a task of its own when it may; a
-blocked leg's hang-up always gets its own task.
+burst, never in the task that reads the stream; a decision that really waits (a store over the
+network) lets the next leg start another such task; a blocked leg's hang-up gets its own task.
 
 The connection is kept up like the gate's: capped backoff, each state change logged once; after
 every (re)connect the live channels are listed and outbound legs still ringing that were not seen
@@ -102,8 +102,10 @@ class GuardApp(AriConnection):
         self._filter_refused = False
         self._legs: dict[str, None] = {}
         self._unchecked: deque[tuple[OutboundLeg, Resolved]] = deque()
-        """Legs to decide, when the gate never waits (:meth:`_check_unchecked`)."""
-        self._checking = False
+        """Legs waiting for :meth:`_decide_queued`."""
+        self._deciders = 0
+        self._waiting = 0
+        """Deciders running, and those of them inside a decision (suspended there: waiting)."""
 
     @property
     def legs(self) -> int:
@@ -125,7 +127,6 @@ class GuardApp(AriConnection):
             self.dispatch(event)
             handled += 1
             if handled % YIELD_EVERY == 0:
-                await self._drain()  # decided now: their hang-ups go first in the next turn
                 await asyncio.sleep(0)  # frames already buffered do not yield by themselves
 
     def dispatch(self, event: Event) -> None:
@@ -158,44 +159,37 @@ class GuardApp(AriConnection):
             self._take(leg)
 
     def _take(self, leg: OutboundLeg) -> None:
-        """Remember the leg; nothing more if it passed the gate, else queue it for a decision (or,
-        with a gate that may wait, decide it in a task of its own)."""
+        """Remember the leg; nothing more if it passed the gate, else queue it for a decision."""
         self._legs[leg.channel_id] = None
         if len(self._legs) > MAX_LEGS:
             del self._legs[next(iter(self._legs))]
         number = self.judge.resolve(leg)
         if self.judge.passed_gate(leg, number):
             return
-        if self.judge.waits:
-            self._spawn(self._check(leg, number))  # one slow look-up must not hold up the others
-            return
         self._unchecked.append((leg, number))
-        if not self._checking:
-            self._checking = True
-            self._spawn(self._check_unchecked())
+        if self._deciders == self._waiting:  # none, or each one waits inside a decision
+            self._deciders += 1
+            self._spawn(self._decide_queued())
 
-    async def _check(self, leg: OutboundLeg, number: Resolved) -> None:
-        verdict = await self._decide(leg, number)
-        if verdict is not None:
-            await self.judge.block(leg, verdict)
-
-    async def _check_unchecked(self) -> None:
-        """Decide the legs queued meanwhile (when the event loop turns, unless :meth:`_consume`
-        did before it yields): with a gate that never waits, one task for a burst of legs costs
-        less than a task each."""
+    async def _decide_queued(self) -> None:
+        """Decide the queued legs one after another: one task for a burst of legs costs less than
+        a task each. A blocked leg's hang-up and audit get a task each, so one slow ``DELETE``
+        never holds up the next decision; and a decision that really waits (a store over the
+        network, SQLite busy after a crash) holds up neither the event stream (this is not the
+        task that reads it) nor the next legs: while every decider waits, a new leg starts
+        another (:meth:`_take`)."""
         try:
-            await self._drain()
+            while self._unchecked:
+                leg, number = self._unchecked.popleft()
+                self._waiting += 1
+                try:
+                    verdict = await self._decide(leg, number)
+                finally:
+                    self._waiting -= 1
+                if verdict is not None:
+                    self._spawn(self.judge.block(leg, verdict))
         finally:
-            self._checking = False
-
-    async def _drain(self) -> None:
-        """Decide the queued legs one after another; a blocked leg's hang-up and audit get a task
-        each: one slow ``DELETE`` never holds up the next decision."""
-        while self._unchecked:
-            leg, number = self._unchecked.popleft()
-            verdict = await self._decide(leg, number)
-            if verdict is not None:
-                self._spawn(self.judge.block(leg, verdict))
+            self._deciders -= 1
 
     async def _decide(self, leg: OutboundLeg, number: Resolved) -> Verdict | None:
         """:meth:`LegJudge.decide`; should it fail (a bug: the gate's own errors are BLOCK

@@ -110,11 +110,6 @@ class LegJudge:
         log.debug("guard %s: leg %s of channel %s passed the gate", self.name, leg.channel_id, leg.caller_id)
         return True
 
-    @property
-    def waits(self) -> bool:
-        """True if a decision may wait on I/O (see :attr:`Gate.waits`); strict mode never does."""
-        return not self._strict and self._gate.waits
-
     async def decide(self, leg: OutboundLeg, number: Resolved) -> Verdict | None:
         """Decide a leg that did not pass the gate: None (logged) if allowed, else the verdict
         that :meth:`block` acts on (counted as blocked already)."""

@@ -86,13 +86,6 @@ class Gate:
         """How this gate reads numbers (a caller that classified with the same may pass ``target``)."""
         return self._rules
 
-    @property
-    def waits(self) -> bool:
-        """True if a check may wait on I/O (a store looked up over the network, audit writes);
-        False when it runs through without waiting (an inline look-up): callers may then check
-        one call after another in a single task."""
-        return self._deadline is not None
-
     async def check(
         self,
         raw: str,

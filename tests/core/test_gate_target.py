@@ -1,5 +1,5 @@
 """``Gate.check(raw, target=...)``: a number already read (the guard's) is decided exactly as the
-raw digits would be, and read only once; ``Gate.waits`` says when a check may wait on I/O."""
+raw digits would be, and read only once."""
 
 from __future__ import annotations
 
@@ -36,8 +36,3 @@ async def test_a_number_already_read_is_decided_as_its_digits(
     assert await gate.check(raw, target=target) == expected
     assert read == []
     assert gate.counts[expected.decision.action + "/" + expected.decision.reason] == 2
-
-
-async def test_a_gate_waits_unless_its_look_up_is_inline_and_nothing_is_written(store: ShieldStore) -> None:
-    assert Gate(store, RULES).waits is not store.inline_lookup
-    assert Gate(store, RULES, audit_decisions=True).waits
