@@ -197,6 +197,19 @@ async def test_a_caller_hanging_up_during_the_decision_is_not_an_error(
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING", "CRITICAL")]
 
 
+async def overtaken(fake: FakeAri, first: FakeChannel, release: asyncio.Event | None = None) -> None:
+    """A clean call made now gets its verdict while ``first`` still waits for its own; then
+    (``release`` set, if given) ``first`` gets ``allow-clean`` too."""
+    second = await call(fake, CLEAN)
+    first_waited = first.continued is None
+    if release is not None:
+        release.set()
+    await decided(first)
+    assert first_waited
+    assert second.continued is not None and second.continued.label == "allow-clean"
+    assert first.continued is not None and first.continued.label == "allow-clean"
+
+
 async def test_a_slow_decision_does_not_hold_up_the_next_calls(
     fake_ari: FakeAri, store: ShieldStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -211,13 +224,7 @@ async def test_a_slow_decision_does_not_hold_up_the_next_calls(
     async with running(fake_ari, store):
         first = await fake_ari.stasis_start(APP, args=["gate", SHIELDED])
         await asyncio.wait_for(entered.wait(), 5)
-        second = await call(fake_ari, CLEAN)  # decided while the first one's look-up waits
-        first_waited = first.continued is None
-        release.set()
-        await decided(first)
-    assert first_waited
-    assert second.continued is not None and second.continued.label == "allow-clean"
-    assert first.continued is not None and first.continued.label == "allow-clean"
+        await overtaken(fake_ari, first, release)  # while the first one's look-up waits
 
 
 async def test_a_burst_of_calls_gets_every_verdict_once(
@@ -255,12 +262,7 @@ async def test_a_slow_delivery_does_not_hold_up_the_next_calls(fake_ari: FakeAri
         fake_ari.add_fault(method="POST", path=f"/channels/{first.id}/continue", delay=1.0)
         await fake_ari.pbx.stasis_start(APP, ["gate", CLEAN], first)
         await asyncio.sleep(0.05)  # its continue is on the way, and slow
-        second = await call(fake_ari, CLEAN)
-        first_waited = first.continued is None
-        await decided(first)
-    assert first_waited
-    assert second.continued is not None and second.continued.label == "allow-clean"
-    assert first.continued is not None and first.continued.label == "allow-clean"
+        await overtaken(fake_ari, first)
 
 
 async def test_stop_finishes_the_decisions_in_flight(
