@@ -18,8 +18,8 @@ import asyncio
 import re
 from collections.abc import Callable
 
+from callshield.agi.arrival import Arrival
 from callshield.agi.deadlines import Deadlines
-from callshield.agi.request import check_block_start
 from callshield.errors import PeerProtocolError, PeerUnavailable
 
 CLOSE_TIMEOUT = 2.0
@@ -106,26 +106,34 @@ class AgiStream:
         A line longer than ``max_line`` bytes or more than ``max_lines`` header lines:
         PeerProtocolError.
         """
-        data = b""
+        data: bytes | bytearray = b""  # the first piece as read; a bytearray if more follow
+        arrival: Arrival | None = None  # made if the block comes in pieces
+        crlf = False
         try:
             while True:
                 chunk = await self._reader.read(self._max_line)
                 if not chunk:
                     where = "between lines" if data.endswith(b"\n") or not data else "in the middle of a line"
                     raise PeerUnavailable(f"Asterisk closed the connection {where}")
-                data += chunk
-                end = _block_end(data, max(0, len(data) - len(chunk) - 2))
+                if not data:
+                    data = chunk
+                elif isinstance(data, bytes):
+                    data = bytearray(data) + chunk
+                else:
+                    data += chunk
+                crlf = crlf or b"\r" in chunk
+                end = _block_end(data, max(0, len(data) - len(chunk) - 2), crlf)
                 if end > 0:
                     break
-                _check_lines(data, self._max_line, max_lines)
-                check_block_start(data)
+                arrival = arrival or Arrival(self._max_line, max_lines)
+                arrival.add(data, chunk)
         except asyncio.CancelledError:
             if self._timed_out():
                 raise TimeoutError from None
             raise
         except ConnectionError as exc:
             raise PeerUnavailable(f"connection lost ({type(exc).__name__})") from exc
-        block, self._pending = data[:end], data[end:]
+        block, self._pending = bytes(data[:end]), bytes(data[end:])
         _check_lines(block[:-1], self._max_line, max_lines)
         return block
 
@@ -178,9 +186,10 @@ class AgiStream:
             writer.transport.abort()
 
 
-def _block_end(data: bytes, start: int) -> int:
-    """Where the header block in ``data`` ends (just past its blank line), or 0 if not there yet."""
-    if b"\r" not in data:  # Asterisk's own line ends: a plain search will do
+def _block_end(data: bytes | bytearray, start: int, crlf: bool) -> int:
+    """Where the header block in ``data`` ends (just past its blank line), or 0 if not there yet
+    (``crlf``: a ``\r`` is in ``data``)."""
+    if not crlf:  # Asterisk's own line ends: a plain search will do
         if data.startswith(b"\n"):
             return 1
         at = data.find(b"\n\n", start)
