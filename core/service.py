@@ -9,6 +9,10 @@ One process holds the store and the :class:`~callshield.gate.Gate`, and serves i
   one :class:`~callshield.capture.RefusalRecorder` whose journal is replayed every few seconds;
 - a purge of expired entries on a schedule (keeping data longer than needed is a violation too).
 
+If the store cannot be reached when the service starts (PostgreSQL not up yet after a reboot),
+the service waits for it, retrying with capped backoff, instead of exiting to be restarted: until
+then nothing answers Asterisk, and the shipped dialplan blocks every call (fail closed).
+
 SIGTERM or SIGINT: stop taking calls, finish the decisions in flight, close, exit 0.
 """
 
@@ -32,7 +36,7 @@ from callshield.ari.optout import OptOut
 from callshield.capture import RefusalRecorder, replay_forever
 from callshield.capture_config import CaptureSettings, capture_settings
 from callshield.config import Settings
-from callshield.errors import CallShieldError, ConfigError
+from callshield.errors import CallShieldError, ConfigError, StoreUnavailable
 from callshield.gate import Gate, utc_now
 from callshield.guard_config import GuardSettings, guard_settings
 from callshield.journal import Journal
@@ -56,6 +60,8 @@ DIALER_EVENTS = frozenset(
 SHUTDOWN_GRACE = 5.0
 REPLAY_INTERVAL = 5.0
 """Seconds between replays of the refusal journal into the store."""
+STORE_RETRY = (1.0, 30.0)
+"""Seconds between two tries to reach the store at start: the first wait, and the cap (doubling)."""
 
 
 async def serve(settings: Settings, service: ServiceSettings, stop: asyncio.Event | None = None) -> None:
@@ -68,7 +74,9 @@ async def serve(settings: Settings, service: ServiceSettings, stop: asyncio.Even
     guard = guard_settings(settings)
     if guard.enabled and not service.servers:
         raise ConfigError("[guard] enabled needs an [[ari.server]] to watch")
-    store = await open_store(settings.store, key)
+    store = await open_store_patiently(settings.store, key, stop)
+    if store is None:
+        return  # stopped before the store could be reached
     try:
         recorder = RefusalRecorder(store, settings.periods, Journal(capture.journal, key), "service")
         gate = Gate(
@@ -81,6 +89,35 @@ async def serve(settings: Settings, service: ServiceSettings, stop: asyncio.Even
         await _run(store, Parts(settings, service, capture, gate, recorder, guard, GateLedger()), stop)
     finally:
         await store.close()
+
+
+async def open_store_patiently(
+    location: str, key: bytes, stop: asyncio.Event, retry: tuple[float, float] = STORE_RETRY
+) -> ShieldStore | None:
+    """The store, tried again while it is unavailable; None if ``stop`` is set first.
+
+    Only :class:`StoreUnavailable` is waited out (the server down or not up yet, the database or
+    its tables not created yet). Any other error (a wrong key, a damaged store, a refused login)
+    is raised at once: waiting would not mend it. One ERROR line per distinct reason, one INFO line
+    when the store answers.
+    """
+    wait, cap = retry
+    reason = None
+    while True:
+        try:
+            store = await open_store(location, key)
+        except StoreUnavailable as e:
+            if str(e) != reason:
+                reason = str(e)
+                log.error("%s; no calls are gated until it answers (Asterisk blocks them); retrying", e)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+                return None
+            wait = min(wait * 2, cap)
+            continue
+        if reason is not None:
+            log.info("the store answers; starting the gate")
+        return store
 
 
 @dataclass(frozen=True)

@@ -190,6 +190,41 @@ async def test_serve_gates_over_ari_and_fastagi_and_stops_cleanly_on_sigterm(
     assert fake.password not in log
 
 
+async def test_serve_waits_for_a_store_that_is_not_up_and_stops_cleanly(
+    tmp_path: Path, fake: FakeAri
+) -> None:
+    """PostgreSQL not reachable at start: the service stays up (logging why once), serves nothing
+    meanwhile (Asterisk's dialplan blocks the calls), and SIGTERM still ends it cleanly."""
+    config = tmp_path / "callshield.toml"
+    url = f"postgresql://callshield@127.0.0.1:{free_port()}/callshield?password=pg-secret"
+    config.write_text(
+        f'[store]\nurl = "{url}"\nkey_file = "{tmp_path}/shield.key"\n'
+        f'[agi]\nlisten = "127.0.0.1:{free_port()}"\n'
+        f'[[ari.server]]\nname = "pbx1"\nurl = "{fake.url.removesuffix("/ari")}"\n'
+        f'username = "{fake.username}"\npassword = "{fake.password}"\n'
+    )
+    (tmp_path / "shield.key").write_text(os.urandom(32).hex() + "\n")
+    (tmp_path / "shield.key").chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSHIELD_")} | {
+        "CALLSHIELD_CONFIG": str(config)
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callshield", "serve", env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        await asyncio.sleep(2.5)  # tries at 0, 1 and 3 s
+        assert proc.returncode is None
+        assert not fake.app_connected("callshield")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.stderr is not None
+        log = (await asyncio.wait_for(proc.stderr.read(), 15)).decode()
+        status = await proc.wait()
+    assert status == 0, log
+    assert log.count("is unavailable") == 1, log
+    assert "pg-secret" not in log and fake.password not in log
+
+
 async def test_serve_with_the_guard_ends_bypasses_and_dialer_refusals(tmp_path: Path, fake: FakeAri) -> None:
     guard = '[guard]\nenabled = true\ntrunks = ["PJSIP/carrier"]\n'
     proc = await start_service(tmp_path, fake, free_port(), guard)
