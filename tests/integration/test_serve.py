@@ -123,6 +123,23 @@ async def fake() -> AsyncIterator[FakeAri]:
         yield running
 
 
+def service_env(config: Path) -> dict[str, str]:
+    """This environment without CALLSHIELD_* settings, with ``config`` as the service's file."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("CALLSHIELD_")} | {
+        "CALLSHIELD_CONFIG": str(config)
+    }
+
+
+async def stopped(proc: asyncio.subprocess.Process) -> str:
+    """SIGTERM the service; its log, once it exited with status 0 (else the test fails with it)."""
+    proc.send_signal(signal.SIGTERM)
+    assert proc.stderr is not None
+    log = (await asyncio.wait_for(proc.stderr.read(), 15)).decode()
+    status = await proc.wait()
+    assert status == 0, log
+    return log
+
+
 async def start_service(
     tmp_path: Path, fake: FakeAri, agi_port: int, extra: str = ""
 ) -> asyncio.subprocess.Process:
@@ -136,9 +153,7 @@ async def start_service(
         f'username = "{fake.username}"\npassword_file = "{tmp_path}/ari.secret"\n' + extra
     )
     (tmp_path / "ari.secret").write_text(fake.password + "\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSHIELD_")} | {
-        "CALLSHIELD_CONFIG": str(config)
-    }
+    env = service_env(config)
     cli = [sys.executable, "-m", "callshield"]
     init = await asyncio.create_subprocess_exec(*cli, "init", env=env, stdout=asyncio.subprocess.DEVNULL)
     assert await init.wait() == 0
@@ -178,11 +193,7 @@ async def test_serve_gates_over_ari_and_fastagi_and_stops_cleanly_on_sigterm(
         )
         assert label_verdict(other_company) == ("ALLOW", "clean")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.stderr is not None
-        log = (await asyncio.wait_for(proc.stderr.read(), 15)).decode()
-        status = await proc.wait()
-    assert status == 0, log
+        log = await stopped(proc)
     assert "stopped; decisions:" in log
     assert "connection lost" in log
     for digits in ("13800138000", "13900139000"):
@@ -205,22 +216,15 @@ async def test_serve_waits_for_a_store_that_is_not_up_and_stops_cleanly(
     )
     (tmp_path / "shield.key").write_text(os.urandom(32).hex() + "\n")
     (tmp_path / "shield.key").chmod(0o600)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSHIELD_")} | {
-        "CALLSHIELD_CONFIG": str(config)
-    }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "callshield", "serve", env=env, stderr=asyncio.subprocess.PIPE
+        sys.executable, "-m", "callshield", "serve", env=service_env(config), stderr=asyncio.subprocess.PIPE
     )
     try:
         await asyncio.sleep(2.5)  # tries at 0, 1 and 3 s
         assert proc.returncode is None
         assert not fake.app_connected("callshield")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.stderr is not None
-        log = (await asyncio.wait_for(proc.stderr.read(), 15)).decode()
-        status = await proc.wait()
-    assert status == 0, log
+        log = await stopped(proc)
     assert log.count("is unavailable") == 1, log
     assert "pg-secret" not in log and fake.password not in log
 
@@ -242,11 +246,7 @@ async def test_serve_with_the_guard_ends_bypasses_and_dialer_refusals(tmp_path: 
         customer = await press_code_on_answer(fake, dialer_agent, "13700137000")
         assert gated.hangup_cause is None
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.stderr is not None
-        log = (await asyncio.wait_for(proc.stderr.read(), 15)).decode()
-        status = await proc.wait()
-    assert status == 0, log
+        log = await stopped(proc)
     assert customer.hangup_cause == 16
     for digits in ("13800138000", "13900139000", "13700137000"):
         assert digits not in log
