@@ -80,14 +80,19 @@ class BlockHandler(logging.StreamHandler[TextIO]):
 
     def write_info(self, name: str, message: str) -> bool:
         """Write the INFO line :data:`FORMAT` makes of ``message`` from logger ``name``, as
-        :meth:`emit` would; False (nothing written) if this handler does not print :data:`FORMAT`."""
+        :meth:`emit` would; False (nothing written) if this handler does not print :data:`FORMAT`,
+        or if the write failed (the caller then takes the standard path, which reports it: like
+        any logging call, this never raises into the code that logs)."""
         stamper = self._stamper
         if stamper is None or self.level > logging.INFO or self.filters:
             return False
         created = time.time()
         line = f"{stamper.stamp(created, int((created - int(created)) * 1000))} INFO {name}: {message}\n"
-        with self.lock:  # type: ignore[union-attr]  # created in Handler.__init__
-            self.stream.write(line)
+        try:
+            with self.lock:  # type: ignore[union-attr]  # created in Handler.__init__
+                self.stream.write(line)
+        except Exception:
+            return False
         return True
 
     def emit(self, record: logging.LogRecord) -> None:

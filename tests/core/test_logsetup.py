@@ -139,3 +139,18 @@ def test_info_line_honours_the_level_and_another_format(
     info("%d is not a number", "x")  # a bad format: reported by logging, never raised
     assert stream.getvalue() == "INFO|written 2\n"
     assert "Message: '%d is not a number'" in capsys.readouterr().err
+
+
+class Broken(Stream):
+    def write(self, text: str) -> int:
+        raise OSError("stderr is gone")
+
+
+def test_info_line_never_raises_when_the_stream_fails(
+    own_logger: tuple[logging.Logger, Stream], capsys: pytest.CaptureFixture[str]
+) -> None:
+    logger, _ = own_logger
+    alone(logger)
+    logger.handlers[0].setStream(Broken())  # type: ignore[attr-defined]
+    logsetup.InfoLine(logger)("decided %s", "+86138****8000")  # no exception: logging's report
+    assert "stderr is gone" in capsys.readouterr().err
