@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 
+from callshield.ari.bursts import Bursts, FollowUp
 from callshield.ari.capture import TONE_ARG, KeypadCapture
 from callshield.ari.client import AriClient
 from callshield.ari.connection import AriConnection, Backoff
@@ -90,11 +90,8 @@ class StasisApp(AriConnection):
         self._inflight: set[str] = set()
         self._entries = {kind for kind, on in (("optout", optout), (TONE_ARG, capture)) if on is not None}
         """The Stasis entries other than the gate's (taken one call at a time)."""
-        self._queued: deque[tuple[str, list[str], Snapshot]] = deque()
-        """Calls waiting for :meth:`_decide_queued`."""
-        self._deciders = 0
-        self._waiting = 0
-        """Deciders running, and those of them inside a check (suspended there: waiting)."""
+        self._calls: Bursts[tuple[str, list[str], Snapshot]] = Bursts(self._decide_call, self._spawn)
+        """Gate calls, decided in bursts (:mod:`callshield.ari.bursts`)."""
 
     def _open(self) -> EventStream:
         # Other frames (a real Asterisk sends ~54 ChannelVarset per subscribed call, and a
@@ -117,10 +114,7 @@ class StasisApp(AriConnection):
             if (args[0] if args else "") in self._entries:
                 self._spawn(self._on_stasis_start(event.channel_id, args, event.channel))
                 return
-            self._queued.append((event.channel_id, args, event.channel))
-            if self._deciders == self._waiting:  # none, or each one waits inside a check
-                self._deciders += 1
-                self._spawn(self._decide_queued())
+            self._calls.put((event.channel_id, args, event.channel))
             return
         channel = getattr(event, "channel", None)
         if isinstance(channel, Channel) and channel.id in self._sessions:
@@ -163,39 +157,14 @@ class StasisApp(AriConnection):
             self._inflight.add(channel_id)
             await self._act(channel_id, args, snapshot, await self._verdict(args))
 
-    async def _decide_queued(self) -> None:
-        """Decide the queued calls one after another, and deliver each verdict in a task of its own
-        (the last one in this task).
-
-        A burst of decisions in a row runs with the store's code and pages still in the CPU's
-        caches; a decision between two REST calls finds them evicted (measured: about three times
-        slower). A check that really waits (a network store, SQLite busy after a crash) must not
-        hold up the calls behind it: while every decider waits inside a check, the next call
-        starts another one (:meth:`_dispatch`). A call queued twice (the listing after a
-        reconnect) is decided once.
-        """
-        try:
-            while self._queued:
-                channel_id, args, snapshot = self._queued.popleft()
-                if channel_id in self._inflight:
-                    continue
-                self._inflight.add(channel_id)
-                self._waiting += 1
-                try:
-                    verdict = await self._verdict(args)
-                finally:
-                    self._waiting -= 1
-                work = self._act(channel_id, args, snapshot, verdict)
-                if self._queued:
-                    self._spawn(work)
-                    continue
-                self._waiting += 1  # the burst's last call is delivered here: no task more at K=1
-                try:
-                    await work
-                finally:
-                    self._waiting -= 1
-        finally:
-            self._deciders -= 1
+    async def _decide_call(self, call: tuple[str, list[str], Snapshot]) -> FollowUp | None:
+        """The verdict on a queued call, and its delivery to run (None: it is being decided
+        already, found twice: its StasisStart and the listing after a reconnect)."""
+        channel_id, args, snapshot = call
+        if channel_id in self._inflight:
+            return None
+        self._inflight.add(channel_id)
+        return self._act(channel_id, args, snapshot, await self._verdict(args))
 
     async def _verdict(self, args: list[str]) -> Verdict:
         """The gate's verdict on ``Stasis(app,gate,NUMBER[,company[,campaign]])``; BLOCK for any

@@ -14,9 +14,9 @@ lean, and drops unparsed what changes nothing for it: ``Dial`` progress, the ans
 knows, the end of a channel that is no leg (:mod:`callshield.ari.guard_stream`). Nothing but a
 new outbound leg leads to store work. State is kept per outbound leg while it lives (dropped on
 its ``ChannelDestroyed``, the last event Asterisk sends for a channel to a subscribeAll
-application). Legs that did not pass the gate are decided one after another in one task per
-burst, never in the task that reads the stream; a decision that really waits (a store over the
-network) lets the next leg start another such task; a blocked leg's hang-up gets its own task.
+application). Legs that did not pass the gate are decided in bursts (:mod:`callshield.ari.bursts`),
+never in the task that reads the stream, so a decision that waits holds up neither the stream nor
+the next legs.
 
 The connection is kept up like the gate's: capped backoff, each state change logged once; after
 every (re)connect the live channels are listed and outbound legs still ringing that were not seen
@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from callshield.ari.bursts import Bursts, FollowUp
 from callshield.ari.client import AriClient
 from callshield.ari.connection import AriConnection, Backoff
 from callshield.ari.events import ApplicationReplaced, ChannelDestroyed, Dial, Event
@@ -101,11 +101,8 @@ class GuardApp(AriConnection):
         self._server_filter = server_filter
         self._filter_refused = False
         self._legs: dict[str, None] = {}
-        self._unchecked: deque[tuple[OutboundLeg, Resolved]] = deque()
-        """Legs waiting for :meth:`_decide_queued`."""
-        self._deciders = 0
-        self._waiting = 0
-        """Deciders running, and those of them inside a decision (suspended there: waiting)."""
+        self._unchecked: Bursts[tuple[OutboundLeg, Resolved]] = Bursts(self._decide_leg, self._spawn)
+        """Legs that did not pass the gate, decided in bursts (:mod:`callshield.ari.bursts`)."""
 
     @property
     def legs(self) -> int:
@@ -166,30 +163,14 @@ class GuardApp(AriConnection):
         number = self.judge.resolve(leg)
         if self.judge.passed_gate(leg, number):
             return
-        self._unchecked.append((leg, number))
-        if self._deciders == self._waiting:  # none, or each one waits inside a decision
-            self._deciders += 1
-            self._spawn(self._decide_queued())
+        self._unchecked.put((leg, number))
 
-    async def _decide_queued(self) -> None:
-        """Decide the queued legs one after another: one task for a burst of legs costs less than
-        a task each. A blocked leg's hang-up and audit get a task each, so one slow ``DELETE``
-        never holds up the next decision; and a decision that really waits (a store over the
-        network, SQLite busy after a crash) holds up neither the event stream (this is not the
-        task that reads it) nor the next legs: while every decider waits, a new leg starts
-        another (:meth:`_take`)."""
-        try:
-            while self._unchecked:
-                leg, number = self._unchecked.popleft()
-                self._waiting += 1
-                try:
-                    verdict = await self._decide(leg, number)
-                finally:
-                    self._waiting -= 1
-                if verdict is not None:
-                    self._spawn(self.judge.block(leg, verdict))
-        finally:
-            self._deciders -= 1
+    async def _decide_leg(self, queued: tuple[OutboundLeg, Resolved]) -> FollowUp | None:
+        """Decide a queued leg; a blocked one's hang-up and audit are the follow-up (in a task of
+        their own while more legs wait: one slow ``DELETE`` never holds up the next decision)."""
+        leg, number = queued
+        verdict = await self._decide(leg, number)
+        return self.judge.block(leg, verdict) if verdict is not None else None
 
     async def _decide(self, leg: OutboundLeg, number: Resolved) -> Verdict | None:
         """:meth:`LegJudge.decide`; should it fail (a bug: the gate's own errors are BLOCK
