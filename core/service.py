@@ -30,6 +30,7 @@ from callshield.agi.gate import GATE_SCRIPT, gate_handler
 from callshield.ari.app import StasisApp
 from callshield.ari.capture import KeypadCapture
 from callshield.ari.client import AriClient, AriConfig
+from callshield.ari.connection import Backoff
 from callshield.ari.guard import EventHook, GateLedger, GuardApp
 from callshield.ari.guard_legs import LegMatcher
 from callshield.ari.optout import OptOut
@@ -60,8 +61,6 @@ DIALER_EVENTS = frozenset(
 SHUTDOWN_GRACE = 5.0
 REPLAY_INTERVAL = 5.0
 """Seconds between replays of the refusal journal into the store."""
-STORE_RETRY = (1.0, 30.0)
-"""Seconds between two tries to reach the store at start: the first wait, and the cap (doubling)."""
 
 
 async def serve(settings: Settings, service: ServiceSettings, stop: asyncio.Event | None = None) -> None:
@@ -92,16 +91,16 @@ async def serve(settings: Settings, service: ServiceSettings, stop: asyncio.Even
 
 
 async def open_store_patiently(
-    location: str, key: bytes, stop: asyncio.Event, retry: tuple[float, float] = STORE_RETRY
+    location: str, key: bytes, stop: asyncio.Event, backoff: Backoff | None = None
 ) -> ShieldStore | None:
     """The store, tried again while it is unavailable; None if ``stop`` is set first.
 
     Only :class:`StoreUnavailable` is waited out (the server down or not up yet, the database or
     its tables not created yet). Any other error (a wrong key, a damaged store, a refused login)
-    is raised at once: waiting would not mend it. One ERROR line per distinct reason, one INFO line
-    when the store answers.
+    is raised at once: waiting would not mend it. The waits grow like the ARI reconnects' (default
+    about 1, 2, 4 ... 30 s). One ERROR line per distinct reason, one INFO line when the store answers.
     """
-    wait, cap = retry
+    backoff = backoff or Backoff(first=1.0)
     reason = None
     while True:
         try:
@@ -111,9 +110,8 @@ async def open_store_patiently(
                 reason = str(e)
                 log.error("%s; no calls are gated until it answers (Asterisk blocks them); retrying", e)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), wait)
+                await asyncio.wait_for(stop.wait(), backoff.delay())
                 return None
-            wait = min(wait * 2, cap)
             continue
         if reason is not None:
             log.info("the store answers; starting the gate")

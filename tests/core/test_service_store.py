@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 from callshield import service
+from callshield.ari.connection import Backoff
 from callshield.errors import ConfigError, StoreCorrupt, StoreUnavailable
 from callshield.store.base import ShieldStore
 from callshield.store.sqlite import SqliteStore
 
-RETRY = (0.01, 0.02)
+QUICK = (0.01, 0.02)
+"""First wait and cap of the retries, in seconds."""
 DOWN = "store postgresql://shield@db/callshield is unavailable: Connection refused"
 
 
@@ -43,7 +45,9 @@ async def test_an_unavailable_store_is_waited_for_and_each_reason_logged_once(
     tried, open_store = flaky(tmp_path, failures)
     monkeypatch.setattr(service, "open_store", open_store)
     with caplog.at_level(logging.INFO, logger="callshield.service"):
-        store = await service.open_store_patiently("postgresql://db", os.urandom(32), asyncio.Event(), RETRY)
+        store = await service.open_store_patiently(
+            "postgresql://db", os.urandom(32), asyncio.Event(), Backoff(0.01, 0.02)
+        )
     assert store is not None
     await store.close()
     assert len(tried) == 5
@@ -57,7 +61,7 @@ async def test_a_stop_while_waiting_ends_the_wait(tmp_path: Path, monkeypatch: p
     tried, open_store = flaky(tmp_path, down)
     monkeypatch.setattr(service, "open_store", open_store)
     stop = asyncio.Event()
-    patient = service.open_store_patiently("postgresql://db", os.urandom(32), stop, RETRY)
+    patient = service.open_store_patiently("postgresql://db", os.urandom(32), stop, Backoff(*QUICK))
     waiting = asyncio.create_task(patient)
     await asyncio.sleep(0.1)
     stop.set()
@@ -74,5 +78,7 @@ async def test_errors_that_waiting_would_not_mend_are_raised_at_once(
     tried, open_store = flaky(tmp_path, [error])
     monkeypatch.setattr(service, "open_store", open_store)
     with pytest.raises(type(error)):
-        await service.open_store_patiently("postgresql://db", os.urandom(32), asyncio.Event(), RETRY)
+        await service.open_store_patiently(
+            "postgresql://db", os.urandom(32), asyncio.Event(), Backoff(0.01, 0.02)
+        )
     assert len(tried) == 1
