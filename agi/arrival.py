@@ -71,9 +71,16 @@ class Arrival:
 
     def _check_lines(self, lines: bytes) -> None:
         """Whole lines, each with its ``\\n``, checked once."""
-        self._lines += lines.count(b"\n")
-        if any(len(line) > self._max_line for line in lines.split(b"\n")):
-            raise PeerProtocolError(f"line longer than {self._max_line} bytes")
-        if self._lines > self._max_lines:
-            raise PeerProtocolError(f"header block longer than {self._max_lines} lines")
+        self._lines = check_lines(lines, self._max_line, self._max_lines, self._lines)
         check_block_start(lines)
+
+
+def check_lines(data: bytes, max_line: int, max_lines: int, seen: int = 0) -> int:
+    """The limits on header lines (the last one may be incomplete), ``seen`` lines before these;
+    returns the lines counted, ``seen`` included. PeerProtocolError names the limit passed."""
+    if len(data) > max_line and any(len(line) > max_line for line in data.split(b"\n")):
+        raise PeerProtocolError(f"line longer than {max_line} bytes")
+    lines = seen + data.count(b"\n")
+    if lines > max_lines:
+        raise PeerProtocolError(f"header block longer than {max_lines} lines")
+    return lines

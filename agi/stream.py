@@ -18,7 +18,7 @@ import asyncio
 import re
 from collections.abc import Callable
 
-from callshield.agi.arrival import Arrival
+from callshield.agi.arrival import Arrival, check_lines
 from callshield.agi.deadlines import Deadlines
 from callshield.errors import PeerProtocolError, PeerUnavailable
 
@@ -134,7 +134,7 @@ class AgiStream:
         except ConnectionError as exc:
             raise PeerUnavailable(f"connection lost ({type(exc).__name__})") from exc
         block, self._pending = bytes(data[:end]), bytes(data[end:])
-        _check_lines(block[:-1], self._max_line, max_lines)
+        check_lines(block[:-1], self._max_line, max_lines)
         return block
 
     async def read_line(self) -> bytes:
@@ -196,11 +196,3 @@ def _block_end(data: bytes | bytearray, start: int, crlf: bool) -> int:
         return at + 2 if at >= 0 else 0
     match = _BLOCK_END.search(data, start)
     return match.end() if match is not None else 0
-
-
-def _check_lines(data: bytes, max_line: int, max_lines: int) -> None:
-    """Limits on the header lines read so far (the last one may be incomplete)."""
-    if len(data) > max_line and any(len(line) > max_line for line in data.split(b"\n")):
-        raise PeerProtocolError(f"line longer than {max_line} bytes")
-    if data.count(b"\n") > max_lines:
-        raise PeerProtocolError(f"header block longer than {max_lines} lines")
