@@ -15,7 +15,7 @@ import logging
 from callshield.agi.server import Handler
 from callshield.agi.session import AgiSession
 from callshield.ari.guard_ledger import GateLedger
-from callshield.gate import Gate
+from callshield.gate import Gate, call_arguments
 from callshield.logsetup import InfoLine
 
 log = logging.getLogger(__name__)
@@ -23,12 +23,6 @@ _info = InfoLine(log)
 """The per-decision line: straight into ``callshield serve``'s log buffer when nothing else listens."""
 
 GATE_SCRIPT = "callshield/gate"
-
-
-def call_arguments(args: tuple[str, ...]) -> tuple[str, str | None, str | None]:
-    """``(number, company, campaign)`` from the script's arguments; empty ones are None."""
-    padded = (*args, "", "", "")
-    return padded[0], padded[1] or None, padded[2] or None
 
 
 def gate_handler(gate: Gate, ledger: GateLedger | None = None) -> Handler:

@@ -26,7 +26,7 @@ from callshield.ari.models import Channel
 from callshield.ari.optout import OptOut
 from callshield.ari.websocket import EventStream
 from callshield.errors import AriRequestError, InvalidInput, PeerError
-from callshield.gate import Gate, Verdict
+from callshield.gate import Gate, Verdict, call_arguments
 from callshield.logsetup import InfoLine
 from callshield.models import Scope
 from callshield.policy import blocked_by_error
@@ -170,8 +170,7 @@ class StasisApp(AriConnection):
         """The gate's verdict on ``Stasis(app,gate,NUMBER[,company[,campaign]])``; BLOCK for any
         other entry."""
         if args and args[0] == "gate":
-            padded = [*args[1:], "", "", ""]
-            return await self._gate.check(padded[0], padded[1] or None, padded[2] or None)
+            return await self._gate.check(*call_arguments(args[1:]))
         return self._not_ours(args)
 
     async def _act(self, channel_id: str, args: list[str], snapshot: Snapshot, verdict: Verdict) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -54,6 +54,13 @@ class Verdict:
             "SHIELD_REASON": self.decision.reason,
             "SHIELD_UNTIL": self.until,
         }
+
+
+def call_arguments(args: Sequence[str]) -> tuple[str, str | None, str | None]:
+    """``(number, company, campaign)`` from a gate entry's arguments (``NUMBER[,company[,campaign]]``,
+    as the ARI and FastAGI gates take them); empty ones are None, extra ones ignored."""
+    padded = (*args, "", "", "")
+    return padded[0], padded[1] or None, padded[2] or None
 
 
 class Gate:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from callshield.agi import AgiServer
-from callshield.agi.gate import GATE_SCRIPT, call_arguments, gate_handler
+from callshield.agi.gate import GATE_SCRIPT, gate_handler
 from callshield.gate import Gate
 from callshield.models import Scope, Source
 from callshield.numbers import NumberRules
@@ -85,12 +85,6 @@ async def test_a_caller_hanging_up_during_the_decision_is_not_an_error(
     assert fake.closed_by_server
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
     assert SHIELDED not in caplog.text
-
-
-def test_call_arguments() -> None:
-    assert call_arguments(()) == ("", None, None)
-    assert call_arguments(("5551234", "", "x")) == ("5551234", None, "x")
-    assert call_arguments(("5551234", "acme", "spring", "extra")) == ("5551234", "acme", "spring")
 
 
 async def test_one_info_line_per_decision(store: ShieldStore, caplog: pytest.LogCaptureFixture) -> None:

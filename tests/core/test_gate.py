@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from callshield.errors import StoreUnavailable
-from callshield.gate import Gate
+from callshield.gate import Gate, call_arguments
 from callshield.models import Matches
 from callshield.numbers import NumberRules
 from callshield.store.base import ShieldStore
@@ -46,3 +46,9 @@ async def test_errors_block(store: ShieldStore, monkeypatch: pytest.MonkeyPatch,
 async def test_a_deadline_is_armed_only_when_the_look_up_can_wait(store: ShieldStore) -> None:
     assert (Gate(store, NumberRules())._deadline is None) is store.inline_lookup
     assert Gate(store, NumberRules(), audit_decisions=True, timeout=0.5)._deadline == 0.5
+
+
+def test_call_arguments() -> None:
+    assert call_arguments(()) == ("", None, None)
+    assert call_arguments(("5551234", "", "x")) == ("5551234", None, "x")
+    assert call_arguments(("5551234", "acme", "spring", "extra")) == ("5551234", "acme", "spring")
