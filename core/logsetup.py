@@ -109,8 +109,9 @@ class BlockHandler(logging.StreamHandler[TextIO]):
 class InfoLine:
     """``logger.info(msg, *args)`` for the lines written on the dial-time path (one per decision).
 
-    The standard path costs about 10 µs a record (a LogRecord with some twenty attributes, the
-    logger and handler filters, locks, a Formatter pass), as much as the rest of a decision. When
+    The standard path builds a LogRecord with some twenty attributes and walks the logger and
+    handler filters, locks and a Formatter pass: 3.7 µs a line on a warm loop, against 1.6 µs
+    here, and more inside a busy service, where a decision's own Python costs about as much. When
     the line's only destination is :func:`configure`'s handler (no filter and no other handler on
     the way up, INFO enabled), this formats the same line and hands it to
     :meth:`BlockHandler.write_info`: the same bytes in the same buffer, in the same order with the
