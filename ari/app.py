@@ -110,11 +110,7 @@ class StasisApp(AriConnection):
 
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, GateStart):
-            args = list(event.args)
-            if (args[0] if args else "") in self._entries:
-                self._spawn(self._on_stasis_start(event.channel_id, args, event.channel))
-                return
-            self._calls.put((event.channel_id, args, event.channel))
+            self._start(event.channel_id, list(event.args), event.channel)
             return
         channel = getattr(event, "channel", None)
         if isinstance(channel, Channel) and channel.id in self._sessions:
@@ -144,18 +140,21 @@ class StasisApp(AriConnection):
             return
         args = stasis_args(channel.dialplan.app_data if channel.dialplan else "", self.app)
         log.info("ARI %s: channel %s was parked while disconnected; deciding it now", self.name, channel_id)
-        await self._on_stasis_start(channel_id, args or [], lambda: channel)
+        self._start(channel_id, args or [], lambda: channel)
 
-    async def _on_stasis_start(self, channel_id: str, args: list[str], snapshot: Snapshot) -> None:
-        """A channel entered the application (``snapshot`` reads its channel when one is needed)."""
-        kind = args[0] if args else ""
-        if kind == "optout" and self._optout is not None:
+    def _start(self, channel_id: str, args: list[str], snapshot: Snapshot) -> None:
+        """A channel entered the application (``snapshot`` reads its channel when one is needed):
+        an opt-out offer or a tone in a task of its own, anything else to the gate's queue."""
+        if (args[0] if args else "") in self._entries:
+            self._spawn(self._on_entry(channel_id, args, snapshot))
+        else:
+            self._calls.put((channel_id, args, snapshot))
+
+    async def _on_entry(self, channel_id: str, args: list[str], snapshot: Snapshot) -> None:
+        if args[0] == "optout" and self._optout is not None:
             await self._offer_optout(channel_id, snapshot, args[1:])
-        elif kind == TONE_ARG and self._capture is not None:
+        elif args[0] == TONE_ARG and self._capture is not None:
             await self._capture.play_tone(channel_id)
-        elif channel_id not in self._inflight:
-            self._inflight.add(channel_id)
-            await self._act(channel_id, args, snapshot, await self._verdict(args))
 
     async def _decide_call(self, call: tuple[str, list[str], Snapshot]) -> FollowUp | None:
         """The verdict on a queued call, and its delivery to run (None: it is being decided
