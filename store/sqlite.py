@@ -31,7 +31,7 @@ from callshield.errors import StoreUnavailable
 from callshield.keys import fingerprint
 from callshield.models import Matches, PrefixRule, Scope, ShieldEntry, Source
 from callshield.store import sqlite_rows as rows
-from callshield.store.audit import AuditRecord
+from callshield.store.audit import AuditRecord, chain_key
 from callshield.store.base import (
     AddResult,
     ImportRow,
@@ -40,7 +40,7 @@ from callshield.store.base import (
     Stats,
     prefix_candidates,
 )
-from callshield.store.sqlite_tx import Writer, prepare, translate
+from callshield.store.sqlite_tx import Writer, open_writer, prepare, translate
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class SqliteStore(ShieldStore):
         self.path = path
         self._db = writer
         self._reader = reader
-        self._w = Writer(writer, self._ckey, path)
+        self._w = Writer(writer, path)
         self._rules: dict[str, list[rows.Row]] = {}
         self._rules_version: object = None
         self._cursor = reader.cursor()
@@ -83,10 +83,7 @@ class SqliteStore(ShieldStore):
             raise StoreUnavailable(f"store {path} does not exist (run 'callshield init')")
         await prepare(path, fingerprint(key))
         with translate(path):
-            writer = await aiosqlite.connect(path, isolation_level=None)
-            await writer.execute("PRAGMA synchronous=FULL")
-            await writer.execute("PRAGMA busy_timeout=5000")
-            await writer.execute("PRAGMA foreign_keys=ON")
+            writer = await open_writer(path, chain_key(key))
             reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
             reader.execute("PRAGMA busy_timeout=0")
         return cls(path, key, writer, reader)

@@ -1,7 +1,11 @@
 """SQLite store internals: opening and migrating the file, translating errors, and every write.
 
-Each write is one ``BEGIN IMMEDIATE`` transaction that also appends its audit record, so a change
-and its record land together or not at all.
+Each change is one ``BEGIN IMMEDIATE`` transaction that also appends its audit record, so a change
+and its record land together or not at all. An audit record is appended by one statement
+(:data:`APPEND`): it reads the chain's head and computes the record's hash (the SQL function
+:data:`HASH_FUNCTION`, registered on the writing connection) under that statement's write lock.
+A record with no change (the guard's ``bypass-blocked``, a look-up) is that statement alone, in
+autocommit mode: its own transaction, one crossing to the store's thread instead of four.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +30,22 @@ from callshield.errors import (
 )
 from callshield.models import PrefixRule, Scope
 from callshield.privacy import mask
-from callshield.store.audit import GENESIS, encode_detail, format_at, record_hash
+from callshield.store.audit import encode_detail, format_at, record_hash
 from callshield.store.base import AddResult, ImportRow, NewEntry
 from callshield.store.sqlite_schema import APPLICATION, LATEST, MIGRATIONS
 
 PURGE_CHUNK = 1000
+HASH_FUNCTION = "callshield_record_hash"
+"""``record_hash`` under the store's chain key, as an SQL function of the writing connection."""
+APPEND = (
+    "INSERT INTO audit (seq, at, actor, action, masked, detail, prev_hash, hash)"
+    f" SELECT seq, ?1, ?2, ?3, ?4, ?5, prev, {HASH_FUNCTION}(prev, seq, ?1, ?2, ?3, ?4, ?5)"
+    " FROM (SELECT coalesce(head.seq, 0) + 1 AS seq, coalesce(head.hash, zeroblob(32)) AS prev"
+    " FROM (SELECT 1) LEFT JOIN (SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1) AS head)"
+)
+"""Appends one audit record (at, actor, action, masked, detail) after the chain's head (or first,
+after the genesis hash: 32 zero bytes). A writing statement takes its write lock when it starts,
+before it reads, so the head it reads is the last one committed by any connection."""
 
 
 @contextmanager
@@ -136,12 +152,31 @@ def seen_before(known: list[dict[str, Any]], item: Mapping[str, Any]) -> bool:
     return refusal_id is not None and any(ev.get("refusal_id") == refusal_id for ev in known)
 
 
+async def open_writer(path: Path, ckey: bytes) -> aiosqlite.Connection:
+    """The store's one writing connection, with the chain hash as :data:`HASH_FUNCTION`.
+
+    ``trusted_schema=OFF`` keeps that function to the statements written here: a trigger or a view
+    put into the file by someone who can write it but has no key cannot call it (SQLite refuses
+    "unsafe use"), so the connection never hashes records of their making.
+    """
+    writer = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        await writer.execute("PRAGMA synchronous=FULL")
+        await writer.execute("PRAGMA busy_timeout=5000")
+        await writer.execute("PRAGMA foreign_keys=ON")
+        await writer.execute("PRAGMA trusted_schema=OFF")
+        await writer.create_function(HASH_FUNCTION, 7, partial(record_hash, ckey), deterministic=True)
+    except BaseException:
+        await writer.close()
+        raise
+    return writer
+
+
 class Writer:
     """Every write of the SQLite store, serialised on its one aiosqlite connection."""
 
-    def __init__(self, db: aiosqlite.Connection, ckey: bytes, path: Path) -> None:
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
-        self._ckey = ckey
         self._path = path
         self._lock = asyncio.Lock()
 
@@ -152,30 +187,25 @@ class Writer:
                 await self._db.execute("BEGIN IMMEDIATE")
                 try:
                     yield self._db
-                except BaseException:
+                    await self._db.execute("COMMIT")
+                except BaseException:  # a failed COMMIT too (a deferred constraint): it stays open
                     if self._db.in_transaction:
                         await self._db.execute("ROLLBACK")
                     raise
-                await self._db.execute("COMMIT")
 
     async def _append(
         self, actor: str, action: str, masked: str, detail: Mapping[str, Any], now: datetime
     ) -> None:
-        head = await self._db.execute_fetchall("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-        seq, prev = next(((r[0] + 1, bytes(r[1])) for r in head), (1, GENESIS))
-        at, text = format_at(now), encode_detail(detail)
-        digest = record_hash(self._ckey, prev, seq, at, actor, action, masked, text)
-        await self._db.execute(
-            "INSERT INTO audit (seq, at, actor, action, masked, detail, prev_hash, hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (seq, at, actor, action, masked, text, prev, digest),
-        )
+        await self._db.execute(APPEND, (format_at(now), actor, action, masked, encode_detail(detail)))
 
     async def audit_only(
         self, actor: str, action: str, masked: str, detail: Mapping[str, Any], now: datetime
     ) -> None:
-        async with self._tx():
-            await self._append(actor, action, masked, detail, now)
+        """The record alone: :data:`APPEND` in autocommit mode, its own transaction. Under the lock,
+        so that it never runs inside another write's open transaction (nor does one begin while it runs)."""
+        async with self._lock:
+            with translate(self._path):
+                await self._append(actor, action, masked, detail, now)
 
     async def add(self, entry: NewEntry, number_hash: bytes, actor: str, now: datetime) -> AddResult:
         scope, masked = str(entry.scope), mask(entry.e164)
