@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 
+from callshield.agi.protocol import Command
 from callshield.agi.server import Handler
 from callshield.agi.session import AgiSession
 from callshield.ari.guard_ledger import GateLedger
-from callshield.gate import Gate, call_arguments
+from callshield.gate import Gate, Verdict, call_arguments
 from callshield.logsetup import InfoLine
 
 log = logging.getLogger(__name__)
@@ -23,10 +24,38 @@ _info = InfoLine(log)
 """The per-decision line: straight into ``callshield serve``'s log buffer when nothing else listens."""
 
 GATE_SCRIPT = "callshield/gate"
+KEPT_COMMANDS = 256
+"""Distinct verdicts whose commands a gate handler keeps formatted (:class:`VerdictCommands`)."""
+
+
+class VerdictCommands:
+    """The ``SET VARIABLE`` commands of each verdict, formatted once per distinct verdict: ALLOW
+    has a handful; a BLOCK's ``SHIELD_UNTIL`` is its entry's expiry, so at most ``limit`` are kept
+    (all dropped when full)."""
+
+    def __init__(self, limit: int = KEPT_COMMANDS) -> None:
+        self._kept: dict[tuple[str, str, str], tuple[Command, ...]] = {}
+        self._limit = limit
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def __call__(self, verdict: Verdict) -> tuple[Command, ...]:
+        decision = verdict.decision
+        key = (decision.action, decision.reason, verdict.until)
+        found = self._kept.get(key)
+        if found is None:
+            if len(self._kept) >= self._limit:
+                self._kept.clear()
+            variables = verdict.variables().items()
+            found = self._kept[key] = tuple(Command("SET VARIABLE", *item) for item in variables)
+        return found
 
 
 def gate_handler(gate: Gate, ledger: GateLedger | None = None) -> Handler:
     """The gate script; ``ledger`` notes allowed calls for the guard (the uniqueid is the channel id)."""
+
+    commands = VerdictCommands()
 
     async def gate_script(session: AgiSession) -> None:
         request = session.request
@@ -36,8 +65,8 @@ def gate_handler(gate: Gate, ledger: GateLedger | None = None) -> Handler:
         decision = verdict.decision
         if ledger is not None and decision.allowed and verdict.e164 is not None:
             ledger.allowed(uniqueid, verdict.e164)
-        for name, value in verdict.variables().items():
-            await session.set_variable(name, value)
+        for command in commands(verdict):
+            await session.set_variable_command(command)
         await session.close()  # Asterisk continues the dialplan now; the log line can wait
         _info(
             "agi gate %s %s %s (%s) uniqueid=%s",

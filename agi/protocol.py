@@ -44,6 +44,7 @@ __all__ = [
     "AgiCommandError",
     "AgiReply",
     "AgiRequest",
+    "Command",
     "ReplyAssembler",
     "decode_line",
     "format_command",
@@ -254,6 +255,20 @@ def quote(arg: str) -> str:
     if "\n" in arg or "\r" in arg or "\x00" in arg:  # three scans in C: cheaper than a regex call
         raise ValueError("AGI argument contains a line break or NUL byte")
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class Command:
+    """One command, formatted and checked once (:func:`format_command`), to be sent any number
+    of times: ``line`` is the bytes sent, ``verb`` what errors and logs name."""
+
+    __slots__ = ("line", "verb")
+
+    def __init__(self, verb: str, *args: str) -> None:
+        self.verb = verb
+        self.line = format_command(verb, *args)
+
+    def __repr__(self) -> str:
+        return f"Command({self.verb!r})"  # not the arguments: they may be personal data
 
 
 def format_command(verb: str, *args: str) -> bytes:

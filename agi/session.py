@@ -22,9 +22,9 @@ from callshield.agi.protocol import (
     AgiCommandError,
     AgiReply,
     AgiRequest,
+    Command,
     ReplyAssembler,
     decode_line,
-    format_command,
     is_hangup,
 )
 from callshield.agi.stream import AgiStream
@@ -70,7 +70,12 @@ class AgiSession:
         Raises ValueError for an unsafe command (nothing is sent), PeerUnavailable or
         PeerProtocolError when the connection fails.
         """
-        line = format_command(verb, *args)
+        return await self.send_command(Command(verb, *args), reply_timeout=reply_timeout)
+
+    async def send_command(self, command: Command, *, reply_timeout: float | None = None) -> AgiReply:
+        """:meth:`send` for a :class:`Command` formatted already: a handler that sends the same
+        few commands over and over formats each once."""
+        verb, line = command.verb, command.line
         if self._broken is not None:
             raise PeerUnavailable(f"AGI session no longer usable ({self._broken})")
         limit = self._command_timeout if reply_timeout is None else reply_timeout
@@ -126,7 +131,11 @@ class AgiSession:
 
     async def set_variable(self, name: str, value: str) -> None:
         """SET VARIABLE: the dialplan sees ``${name}`` as ``value`` (spaces and quotes kept)."""
-        reply = await self.send("SET VARIABLE", name, value)
+        await self.set_variable_command(Command("SET VARIABLE", name, value))
+
+    async def set_variable_command(self, command: Command) -> None:
+        """:meth:`set_variable` with its ``SET VARIABLE`` command formatted already."""
+        reply = await self.send_command(command)
         if reply is not OK_REPLY and not reply.ok:
             raise AgiCommandError("SET VARIABLE", reply)
 

@@ -6,10 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from callshield.agi import AgiServer
-from callshield.agi.gate import GATE_SCRIPT, gate_handler
-from callshield.gate import Gate
-from callshield.models import Scope, Source
+from callshield.agi.gate import GATE_SCRIPT, VerdictCommands, gate_handler
+from callshield.agi.protocol import Command
+from callshield.gate import Gate, Verdict
+from callshield.models import Action, Scope, Source
 from callshield.numbers import NumberRules
+from callshield.policy import Decision, Reason
 from callshield.store.base import NewEntry, ShieldStore
 from fake_agi_channel import FakeCall
 from fake_asterisk import FakeAsterisk
@@ -58,6 +60,39 @@ async def test_verdicts(store: ShieldStore, args: tuple[str, ...], result: str, 
     fake = await dial(store, *args, rules=NumberRules(strip_prefixes=("9",)))
     assert (fake.variables["SHIELD_RESULT"], fake.variables["SHIELD_REASON"]) == (result, reason)
     assert fake.closed_by_server
+
+
+async def test_one_server_sets_each_calls_own_variables(store: ShieldStore) -> None:
+    """The handler keeps each verdict's commands formatted: calls through one server must still
+    each get their own (two blocks with different ends, a clean call, an error)."""
+    later = UNTIL + timedelta(days=30)
+    await shield(store)
+    await store.add(NewEntry("+8613900139000", Scope(), Source.AGENT_FLAG, "no", later), "test", NOW)
+    gate = Gate(store, NumberRules())
+    calls = [SHIELDED, "13900139000", "13700137000", "", SHIELDED, "13900139000"]
+    async with AgiServer({GATE_SCRIPT: gate_handler(gate)}, "127.0.0.1", 0) as server:
+        seen = [
+            (await FakeAsterisk(server.port, FakeCall(args=(n,)), idle_timeout=30).run()).variables
+            for n in calls
+        ]
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    first = {"SHIELD_RESULT": "BLOCK", "SHIELD_REASON": "shielded", "SHIELD_UNTIL": UNTIL.strftime(stamp)}
+    second = {**first, "SHIELD_UNTIL": later.strftime(stamp)}
+    clean = {"SHIELD_RESULT": "ALLOW", "SHIELD_REASON": "clean", "SHIELD_UNTIL": ""}
+    error = {"SHIELD_RESULT": "BLOCK", "SHIELD_REASON": "error", "SHIELD_UNTIL": ""}
+    assert seen == [first, second, clean, error, first, second]
+
+
+def test_verdict_commands_are_those_of_the_verdict_and_bounded() -> None:
+    commands = VerdictCommands(limit=2)
+    ends = [datetime(2027, 1, d, tzinfo=UTC) for d in (1, 2, 3)]
+    verdicts = [Verdict(Decision(Action.BLOCK, Reason.SHIELDED, e), "+86138****8000", None) for e in ends]
+    for verdict in [*verdicts, *verdicts]:
+        made = commands(verdict)
+        fresh = [Command("SET VARIABLE", name, value) for name, value in verdict.variables().items()]
+        assert [c.line for c in made] == [c.line for c in fresh]
+        assert len(commands) <= 2
+    assert commands(verdicts[2]) is commands(verdicts[2])  # kept, not made again
 
 
 async def test_company_scoped_entries_bind_only_that_company(store: ShieldStore) -> None:

@@ -9,6 +9,7 @@ from callshield.agi.protocol import (
     OK_LINE,
     OK_REPLY,
     AgiReply,
+    Command,
     ReplyAssembler,
     decode_line,
     format_command,
@@ -222,6 +223,14 @@ def test_decode_line() -> None:
 )
 def test_format_command(verb: str, args: tuple[str, ...], wire: bytes) -> None:
     assert format_command(verb, *args) == wire
+    command = Command(verb, *args)  # formatted once, sent as is
+    assert (command.verb, command.line) == (verb, wire)
+
+
+def test_a_command_is_checked_when_made_and_never_shows_its_arguments() -> None:
+    with pytest.raises(ValueError, match="line break"):
+        Command("SET VARIABLE", "NAME", "one\nHANGUP")
+    assert repr(Command("SET VARIABLE", "SHIELD_NUMBER", "+8613800138000")) == "Command('SET VARIABLE')"
 
 
 @pytest.mark.parametrize(
