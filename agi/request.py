@@ -12,7 +12,7 @@ Asterisk 22 sends, in this order (``captures/fastagi.jsonl``): ``agi_network``,
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import overload
 from urllib.parse import parse_qsl, urlsplit
@@ -78,6 +78,39 @@ def _usual_block() -> re.Pattern[str]:
 _USUAL = _usual_block()
 
 Pairs = tuple[tuple[str, str], ...]
+
+_POSITION = {name: at for at, name in enumerate(_USUAL_NAMES[-1])}
+"""Where each header of a usual block is, in its order."""
+
+
+class _InOrder(Mapping[str, str]):
+    """The headers of a usual block, by name: ``values`` in the order of ``names`` (one of
+    :data:`_USUAL_NAMES`), not copied into a dict (a request is asked for one or two of them)."""
+
+    __slots__ = ("_names", "_values")
+
+    def __init__(self, names: tuple[str, ...], values: tuple[str, ...]) -> None:
+        self._names = names
+        self._values = values
+
+    def __getitem__(self, name: str) -> str:
+        at = _POSITION.get(name, len(self._names))
+        if at >= len(self._names):
+            raise KeyError(name)
+        return self._values[at]
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        at = _POSITION.get(name, len(self._names))
+        return self._values[at] if at < len(self._names) else default
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return f"<{len(self._names)} AGI headers>"  # not the values: they may hold numbers
 
 
 class _Header:
@@ -242,12 +275,11 @@ def parse_block(block: bytes) -> AgiRequest:
     if match is None:
         return parse_request(_header_pairs(text))
     values: tuple[str, ...] = match.groups()
-    count = _USUAL_ARGS - values.count(None)  # the groups of absent arguments are None
+    last = match.lastindex or len(_ORDER)  # the last group matched: the last argument's, if any
+    names = _USUAL_NAMES[last - len(_ORDER)]
     script, query = _script_and_query(values[1], values[2])
-    names = _USUAL_NAMES[count]  # zip stops there, before the groups of absent arguments
     args = values[len(_ORDER) : len(names)]
-    headers = dict(zip(names, values, strict=False))
-    return AgiRequest(script=script, query=query, args=args, headers=headers)
+    return AgiRequest(script=script, query=query, args=args, headers=_InOrder(names, values))
 
 
 def parse_header_block(block: bytes) -> list[tuple[str, str]]:

@@ -286,3 +286,23 @@ def test_the_fast_path_reads_blocks_as_asterisk_writes_them(
 def test_more_arguments_than_the_fast_path_reads() -> None:
     block = _edit(add=tuple(f"agi_arg_{n}: {n}" for n in range(2, 13)))
     assert parse_block(block).args == ("5551234", *map(str, range(2, 13)))
+
+
+@pytest.mark.parametrize("name", ["captured", "three args", "no args", "script with query"])
+def test_the_fast_paths_headers_answer_as_the_general_paths_dict(name: str) -> None:
+    """The fast path keeps the values in order and looks them up by name: every question, for
+    headers present, arguments not sent and names Asterisk never writes, gets the dict's answer."""
+    block = _VARIANTS[name]
+    fast, general = parse_block(block).headers, dict(parse_header_block(block))
+    asked = [*general, *(f"agi_arg_{n}" for n in range(1, 12)), "agi_future", "agi_", ""]
+    for header in asked:
+        assert (fast.get(header), fast.get(header, "-"), header in fast) == (
+            general.get(header),
+            general.get(header, "-"),
+            header in general,
+        )
+        if header not in general:
+            with pytest.raises(KeyError):
+                fast[header]
+    assert (list(fast), len(fast), fast == general) == (list(general), len(general), True)
+    assert "5551234" not in repr(fast) and "1795847965" not in repr(fast)
