@@ -65,8 +65,7 @@ def gate_handler(gate: Gate, ledger: GateLedger | None = None) -> Handler:
         decision = verdict.decision
         if ledger is not None and decision.allowed and verdict.e164 is not None:
             ledger.allowed(uniqueid, verdict.e164)
-        for command in commands(verdict):
-            await session.set_variable_command(command)
+        await session.set_variables(commands(verdict))
         await session.close()  # Asterisk continues the dialplan now; the log line can wait
         _info(
             "agi gate %s %s %s (%s) uniqueid=%s",

@@ -15,6 +15,7 @@ command raises PeerUnavailable at once, and the server closes the socket.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from callshield.agi.protocol import (
     OK_LINE,
@@ -131,13 +132,14 @@ class AgiSession:
 
     async def set_variable(self, name: str, value: str) -> None:
         """SET VARIABLE: the dialplan sees ``${name}`` as ``value`` (spaces and quotes kept)."""
-        await self.set_variable_command(Command("SET VARIABLE", name, value))
+        await self.set_variables((Command("SET VARIABLE", name, value),))
 
-    async def set_variable_command(self, command: Command) -> None:
-        """:meth:`set_variable` with its ``SET VARIABLE`` command formatted already."""
-        reply = await self.send_command(command)
-        if reply is not OK_REPLY and not reply.ok:
-            raise AgiCommandError("SET VARIABLE", reply)
+    async def set_variables(self, commands: Iterable[Command]) -> None:
+        """SET VARIABLE commands formatted already, one after another (see :meth:`set_variable`)."""
+        for command in commands:
+            reply = await self.send_command(command)
+            if reply is not OK_REPLY and not reply.ok:
+                raise AgiCommandError(command.verb, reply)
 
     async def get_variable(self, name: str) -> str | None:
         """GET VARIABLE: the channel variable's value, or None when it is not set."""
