@@ -179,6 +179,8 @@ class Writer:
         self._db = db
         self._path = path
         self._lock = asyncio.Lock()
+        self._waiting: list[tuple[tuple[str, ...], asyncio.Future[None]]] = []
+        """Records alone queued for :meth:`audit_only` (with their callers' futures), in call order."""
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -201,11 +203,58 @@ class Writer:
     async def audit_only(
         self, actor: str, action: str, masked: str, detail: Mapping[str, Any], now: datetime
     ) -> None:
-        """The record alone: :data:`APPEND` in autocommit mode, its own transaction. Under the lock,
-        so that it never runs inside another write's open transaction (nor does one begin while it runs)."""
-        async with self._lock:
-            with translate(self._path):
-                await self._append(actor, action, masked, detail, now)
+        """The record alone, committed when this returns.
+
+        Records that queue up while another write holds the connection are committed together
+        (group commit: one transaction, one fsync, three crossings to the store's thread however
+        many they are), in the order of the calls; a record that finds the connection free is
+        :data:`APPEND` in autocommit mode, its own transaction, one crossing. If a group fails,
+        its records are written one by one, so each caller gets its own record's outcome.
+        """
+        params = (format_at(now), actor, action, masked, encode_detail(detail))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((params, done))
+        if len(self._waiting) == 1:  # none queued before: this call writes the queue when its turn comes
+            async with self._lock:
+                queued, self._waiting = self._waiting, []
+                try:
+                    await self._commit(queued)
+                finally:  # cancelled (the loop closing): no caller is left waiting for ever
+                    for _, left in queued:
+                        if not left.done():
+                            left.set_exception(StoreUnavailable(f"store {self._path}: record not written"))
+        await done
+
+    async def _commit(self, queued: list[tuple[tuple[str, ...], asyncio.Future[None]]]) -> None:
+        """Commit the queued records (under the lock); settle each one's future."""
+        if len(queued) > 1:
+            try:
+                await self._commit_together([params for params, _ in queued])
+            except Exception:  # one of them, or the moment: each is tried on its own below
+                pass
+            else:
+                for _, done in queued:
+                    done.set_result(None)
+                return
+        for params, done in queued:
+            try:
+                with translate(self._path):
+                    await self._db.execute(APPEND, params)
+            except Exception as exc:  # this caller's own record failed: it is told so
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+
+    async def _commit_together(self, records: list[tuple[str, ...]]) -> None:
+        with translate(self._path):
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._db.executemany(APPEND, records)
+                await self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    await self._db.execute("ROLLBACK")
+                raise
 
     async def add(self, entry: NewEntry, number_hash: bytes, actor: str, now: datetime) -> AddResult:
         scope, masked = str(entry.scope), mask(entry.e164)

@@ -9,8 +9,9 @@ import itertools
 import os
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from callshield.errors import StoreError
@@ -230,3 +231,49 @@ async def test_a_view_put_in_the_file_cannot_have_records_hashed(tmp_path: Path,
         )
     with pytest.raises(StoreError, match="unsafe use"):
         [e async for e in store.entries()]
+
+
+async def test_records_queued_behind_a_write_are_committed_together_in_call_order(
+    tmp_path: Path, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = store._w._db
+    sent: list[str] = []
+
+    def spy(method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(sql: str, *args: object) -> Any:
+            sent.append(sql.split(maxsplit=1)[0])
+            return method(sql, *args)
+
+        return call
+
+    monkeypatch.setattr(db, "execute", spy(db.execute))
+    monkeypatch.setattr(db, "executemany", spy(db.executemany))
+    async with store._w._lock:  # another write has the connection
+        audits = [store.audit(f"a{i}", "bypass-blocked", "", DETAIL, T0) for i in range(10)]
+        calls = [asyncio.ensure_future(audit) for audit in audits]
+        await asyncio.sleep(0.01)
+        assert not any(call.done() for call in calls)
+    await asyncio.gather(*calls)
+    assert actors(tmp_path / "shield.db") == [f"a{i}" for i in range(10)]
+    assert sent == ["BEGIN", "INSERT", "COMMIT"]  # one transaction for the ten (the INSERT: executemany)
+    await store.audit("alone", "bypass-blocked", "", DETAIL, T0)
+    assert sent[3:] == ["INSERT"]  # a record that finds the connection free: autocommit, one crossing
+    assert (await store.verify_audit()).ok
+
+
+async def test_a_record_that_fails_in_a_group_fails_alone(tmp_path: Path, store: SqliteStore) -> None:
+    with sqlite3.connect(tmp_path / "shield.db") as db:
+        db.execute(
+            "CREATE TRIGGER refuse AFTER INSERT ON audit WHEN NEW.actor = 'mallory'"
+            " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    names = ["g0", "g1", "mallory", "g3", "g4"]
+    async with store._w._lock:
+        calls = [asyncio.ensure_future(store.audit(n, "bypass-blocked", "", DETAIL, T0)) for n in names]
+        await asyncio.sleep(0.01)
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert [o is None for o in outcomes] == [True, True, False, True, True]
+    assert isinstance(outcomes[2], StoreError)
+    assert "refused" in str(outcomes[2])
+    assert actors(tmp_path / "shield.db") == ["g0", "g1", "g3", "g4"]
+    assert (await store.verify_audit()).ok
