@@ -12,6 +12,7 @@ deadline that actually comes, none per call.
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Protocol
 
 
@@ -30,6 +31,9 @@ class Deadlines:
         self._loop = loop
         self._watched: set[Bounded] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self.fires_at = math.inf
+        """When the timer fires (loop time; infinity when none is set): a read due later needs no
+        :meth:`watch`, the usual case (every read is due a whole timeout after the one armed first)."""
 
     def add(self, stream: Bounded) -> None:
         self._watched.add(stream)
@@ -39,21 +43,22 @@ class Deadlines:
 
     def watch(self, due: float) -> None:
         """A read of a watched connection is due at ``due`` (loop time): fire by then."""
-        timer = self._timer
-        if timer is None or timer.when() > due:
-            if timer is not None:
-                timer.cancel()
+        if due < self.fires_at:
+            if self._timer is not None:
+                self._timer.cancel()
             self._timer = self._loop.call_at(due, self._fire)
+            self.fires_at = due
 
     def close(self) -> None:
         """Stop the timer (the server is closed: no connection is left to bound)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self.fires_at = math.inf
 
     def _fire(self) -> None:
-        self._timer = None
+        self._timer, self.fires_at = None, math.inf
         now = self._loop.time()
         pending = [due for stream in tuple(self._watched) if (due := stream.check(now)) is not None]
         if pending:
-            self._timer = self._loop.call_at(min(pending), self._fire)
+            self.watch(min(pending))

@@ -188,7 +188,8 @@ class AgiServer:
                 "[%s] %s: handler raised %s: %s\n%s", request.uniqueid, request.script, name, text, frames
             )
         else:
-            log.debug("[%s] %s: done (hung up: %s)", request.uniqueid, request.script, session.hung_up)
+            if log.isEnabledFor(logging.DEBUG):  # its arguments cost more than the check
+                log.debug("[%s] %s: done (hung up: %s)", request.uniqueid, request.script, session.hung_up)
         finally:
             if not stream.closed:  # the handler did not close it itself
                 await session.close()

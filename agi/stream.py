@@ -74,7 +74,8 @@ class AgiStream:
         self._due = due
         if self._task is not None:
             self._cancelling = self._task.cancelling()
-        self._deadlines.watch(due)
+        if due < self._deadlines.fires_at:
+            self._deadlines.watch(due)
 
     def disarm(self) -> None:
         self._due = None
