@@ -131,6 +131,11 @@ class Parts:
     ledger: GateLedger
     """Calls the gate allowed, so the guard leaves their outbound legs alone."""
 
+    @property
+    def gate_ledger(self) -> GateLedger | None:
+        """The ledger the gates note their ALLOWs in: only when a guard reads it."""
+        return self.ledger if self.guard.enabled else None
+
 
 async def _run(store: ShieldStore, parts: Parts, stop: asyncio.Event) -> None:
     service = parts.service
@@ -160,7 +165,7 @@ async def _run(store: ShieldStore, parts: Parts, stop: asyncio.Event) -> None:
 
 
 def _agi_routes(parts: Parts) -> dict[str, Handler]:
-    routes = {GATE_SCRIPT: gate_handler(parts.gate, parts.ledger)}
+    routes = {GATE_SCRIPT: gate_handler(parts.gate, parts.gate_ledger)}
     if parts.capture.enabled:
         rules = parts.settings.numbers
         routes[MARK_SCRIPT] = mark_handler(parts.recorder, rules)
@@ -185,7 +190,7 @@ def _stasis_app(server: AriServer, parts: Parts) -> StasisApp:
         hangup_blocked=parts.service.gate.hangup_blocked,
         capture=capture,
         optout=optout,
-        ledger=parts.ledger if parts.guard.enabled else None,
+        ledger=parts.gate_ledger,
     )
 
 
