@@ -6,7 +6,8 @@ command with ``200 result=1`` and waits for the subject to close. Two subject pr
 (``gate_agi_subjects``), pinned to the other core when there are two, serve it in turn:
 
 * ``callshield``: ``AgiServer`` + ``gate_handler`` + ``Gate`` + ``SqliteStore`` (``--entries``
-  numbers), logging as ``callshield serve`` does (INFO unless ``--log-level``);
+  numbers), logging as ``callshield serve`` does (INFO unless ``--log-level``); with
+  ``--guard-ledger`` it also notes its ALLOWs for a guard, as serve does when one runs;
 * ``floor``: a bare asyncio server doing the same header read, the same three ``SET VARIABLE``
   round trips and the close, with no shield work.
 
@@ -41,8 +42,11 @@ async def main(args: argparse.Namespace) -> None:
         os.sched_setaffinity(0, {cpus[0]})
     work = await prepare(args.entries, args.pool, args.blocked_share, args.seed)
     peer = AgiPeer(work.calls, work.until)
-    procs = subjects(SCRIPT, "agi", args, work, cpus[1], lambda _name: [])
+    ledger = ["--guard-ledger"] if args.guard_ledger else []
+    procs = subjects(SCRIPT, "agi", args, work, cpus[1], lambda name: ledger if name == "callshield" else [])
     header("FastAGI gate", args, work, cpus)
+    if args.guard_ledger:
+        print("callshield notes its ALLOWs for a guard (--guard-ledger), as serve does when one runs")
 
     async def ready(subject: SubjectProcess, words: list[str]) -> None:
         peer.add_subject(subject.name, int(words[0]))
@@ -59,4 +63,9 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     common_arguments(parser)
+    parser.add_argument(
+        "--guard-ledger",
+        action="store_true",
+        help="callshield notes its ALLOWs for a guard, as serve does when one runs",
+    )
     asyncio.run(main(parser.parse_args()))

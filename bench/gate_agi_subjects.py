@@ -1,9 +1,10 @@
 """The two subjects of the FastAGI gate benchmark; ``gate_agi.py`` runs each as its own process.
 
 ``callshield``: the service's FastAGI gate as ``callshield serve`` builds it: ``SqliteStore`` +
-``Gate(store, NumberRules())`` + ``AgiServer({"callshield/gate": gate_handler(gate, GateLedger())})``
-(serve always hands the handler its ledger of allowed calls), logging configured like ``serve``
-(``--log-level``, INFO by default: one line per decision).
+``Gate(store, NumberRules())`` + ``AgiServer({"callshield/gate": gate_handler(gate)})``, logging
+configured like ``serve`` (``--log-level``, INFO by default: one line per decision). Without a
+guard, serve hands the gate no ledger of allowed calls; ``--guard-ledger`` gives it one, as serve
+does when a guard runs (a guard needs an ARI server, which this benchmark has none of).
 
 ``floor``: a bare asyncio FastAGI responder: reads the header block in one ``readuntil`` up to
 its blank line, takes ``agi_arg_1``, writes the same three ``SET VARIABLE`` lines byte for byte,
@@ -36,7 +37,8 @@ async def serve_callshield(args: argparse.Namespace) -> None:
     logsetup.configure(args.log_level)  # as `callshield serve` does
     store = await SqliteStore.open(args.store, load_key(args.key_file), create=False)
     gate = Gate(store, NumberRules())
-    server = AgiServer({GATE_SCRIPT: gate_handler(gate, GateLedger())}, "127.0.0.1", 0)
+    ledger = GateLedger() if args.guard_ledger else None
+    server = AgiServer({GATE_SCRIPT: gate_handler(gate, ledger)}, "127.0.0.1", 0)
     try:
         await server.start()
         announce(server.port)
@@ -80,6 +82,7 @@ async def serve_floor(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     subject_arguments(parser)
+    parser.add_argument("--guard-ledger", action="store_true", help="callshield: note ALLOWs for a guard")
     run_subject(parser.parse_args(), serve_callshield, serve_floor)
 
 
