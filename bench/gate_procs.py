@@ -46,6 +46,7 @@ class SubjectProcess:
     def __init__(self, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str] | None) -> None:
         self.name, self.argv, self.log, self.env = name, list(argv), log, env
         self._proc: asyncio.subprocess.Process | None = None
+        self._started = 0
 
     @property
     def pid(self) -> int:
@@ -53,8 +54,10 @@ class SubjectProcess:
         return self._proc.pid
 
     async def start(self, within: float = 60.0) -> list[str]:
-        """Start it; return the words after ``ready`` on its first line of output."""
-        with self.log.open("wb") as err:
+        """Start it; return the words after ``ready`` on its first line of output. Its standard error
+        goes to ``log``, from the first start on (later starts append)."""
+        self._started += 1
+        with self.log.open("wb" if self._started == 1 else "ab") as err:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 *self.argv,

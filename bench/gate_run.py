@@ -6,7 +6,7 @@ subject for ``warmup`` + ``seconds`` seconds and records, for every call complet
 ``seconds`` window, the time from the peer's first byte to the verdict (see the peers for where
 exactly they take it), the CPU time the subject and the peer used, and how long each waited for
 a CPU. Passes interleave subjects and K values, ``repeats`` times, so background load hits all
-alike.
+alike; each repeat runs subject processes of its own.
 """
 
 from __future__ import annotations
@@ -156,19 +156,18 @@ class Peer(Protocol):
         """K calls against ``subject``, continuing the call pool where its last load stopped."""
 
 
-async def run_matrix(
-    peer: Peer, subjects: Sequence[SubjectProcess], ks: Sequence[int], args: argparse.Namespace
+async def run_repeat(
+    peer: Peer, subjects: Sequence[SubjectProcess], ks: Sequence[int], args: argparse.Namespace, rep: int
 ) -> list[PassResult]:
-    """Every (repeat, K, subject) pass; the subject order alternates between repeats."""
+    """The (K, subject) passes of repeat ``rep``; the subject order alternates between repeats."""
     results = []
-    for rep in range(args.repeats):
-        for k in ks:
-            order = list(subjects) if rep % 2 == 0 else list(reversed(subjects))
-            for subject in order:
-                load = peer.load(subject.name, k)
-                r = await measure(subject.name, load, args.warmup, args.seconds, subject.pid)
-                results.append(r)
-                print(f"  pass {rep + 1}/{args.repeats} {pass_line(r)}", flush=True)
+    for k in ks:
+        order = list(subjects) if rep % 2 == 0 else list(reversed(subjects))
+        for subject in order:
+            load = peer.load(subject.name, k)
+            r = await measure(subject.name, load, args.warmup, args.seconds, subject.pid)
+            results.append(r)
+            print(f"  pass {rep + 1}/{args.repeats} {pass_line(r)}", flush=True)
     return results
 
 
@@ -188,11 +187,17 @@ async def run_subjects(
     ready: Callable[[SubjectProcess, list[str]], Awaitable[None]],
     args: argparse.Namespace,
 ) -> list[PassResult]:
-    """Start the subjects (``ready`` gets each one's ``ready`` words), run the passes, stop them."""
-    try:
-        for subject in subjects:
-            await ready(subject, await subject.start())
-        return await run_matrix(peer, subjects, args.k, args)
-    finally:
-        for subject in subjects:
-            await subject.stop()
+    """Run the passes, each repeat with subject processes of its own: started (``ready`` gets each
+    one's ``ready`` words), measured, stopped. A process can come out several per cent slower or
+    faster than another for its whole life (memory layout, glibc's mmap history): with a process
+    per repeat that counts once in the median, not in every pass of a run."""
+    results: list[PassResult] = []
+    for rep in range(args.repeats):
+        try:
+            for subject in subjects:
+                await ready(subject, await subject.start())
+            results += await run_repeat(peer, subjects, args.k, args, rep)
+        finally:
+            for subject in subjects:
+                await subject.stop()
+    return results
