@@ -5,7 +5,8 @@ and its record land together or not at all. An audit record is appended by one s
 (:data:`APPEND`): it reads the chain's head and computes the record's hash (the SQL function
 :data:`HASH_FUNCTION`, registered on the writing connection) under that statement's write lock.
 A record with no change (the guard's ``bypass-blocked``, a look-up) is that statement alone, in
-autocommit mode: its own transaction, one crossing to the store's thread instead of four.
+autocommit mode: its own transaction, one crossing to the store's thread instead of four. Such
+records that queue up behind another write are committed together, in one transaction.
 """
 
 from __future__ import annotations
