@@ -185,16 +185,22 @@ class Writer:
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            with translate(self._path):
-                await self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                    await self._db.execute("COMMIT")
-                except BaseException:  # a failed COMMIT too (a deferred constraint): it stays open
-                    if self._db.in_transaction:
-                        await self._db.execute("ROLLBACK")
-                    raise
+        """A transaction under the writer's lock."""
+        async with self._lock, self._transaction() as db:
+            yield db
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any failure (the caller holds the lock)."""
+        with translate(self._path):
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                await self._db.execute("COMMIT")
+            except BaseException:  # a failed COMMIT too (a deferred constraint): it stays open
+                if self._db.in_transaction:
+                    await self._db.execute("ROLLBACK")
+                raise
 
     async def _append(
         self, actor: str, action: str, masked: str, detail: Mapping[str, Any], now: datetime
@@ -247,15 +253,8 @@ class Writer:
                 done.set_result(None)
 
     async def _commit_together(self, records: list[tuple[str, ...]]) -> None:
-        with translate(self._path):
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                await self._db.executemany(APPEND, records)
-                await self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    await self._db.execute("ROLLBACK")
-                raise
+        async with self._transaction() as db:
+            await db.executemany(APPEND, records)
 
     async def add(self, entry: NewEntry, number_hash: bytes, actor: str, now: datetime) -> AddResult:
         scope, masked = str(entry.scope), mask(entry.e164)
