@@ -8,15 +8,18 @@ and for each one that the gate did not allow (the :class:`GateLedger` says) it d
 same :class:`~callshield.gate.Gate` and hangs blocked legs up (:mod:`callshield.ari.guard_act`).
 
 Cheap on the full event stream of a busy PBX (about 80 events per call): after connecting it asks
-Asterisk to send only the event types it uses (``PUT /applications/{app}/eventFilter``), and
-drops the other types unparsed anyway; without hooks it reads ``Dial`` and ``ChannelDestroyed``
-lean, and drops unparsed what changes nothing for it: ``Dial`` progress, the answer of a leg it
-knows, the end of a channel that is no leg (:mod:`callshield.ari.guard_stream`). Nothing but a
-new outbound leg leads to store work. State is kept per outbound leg while it lives (dropped on
-its ``ChannelDestroyed``, the last event Asterisk sends for a channel to a subscribeAll
-application). Legs that did not pass the gate are decided in bursts (:mod:`callshield.ari.bursts`),
-never in the task that reads the stream, so a decision that waits holds up neither the stream nor
-the next legs.
+Asterisk to send only the event types it uses (``PUT /applications/{app}/eventFilter``: ``Dial``
+and ``ApplicationReplaced``, three frames per call), and drops the other types unparsed anyway;
+without hooks it reads ``Dial`` lean, and drops unparsed what changes nothing for it: ``Dial``
+progress, the end of a leg's dial (:mod:`callshield.ari.guard_stream`). Nothing but a new outbound
+leg leads to store work. State is kept per outbound leg while it rings: from the ``Dial`` that
+starts it to the ``Dial`` that ends it (answered, or a final status such as NOANSWER or CANCEL,
+which Asterisk publishes for every dialled channel, a hang-up by the guard included:
+``captures/guard_subscribe_all.jsonl``), else until a channel listing after a reconnect finds it
+gone, and never more than :data:`MAX_LEGS`. (Its ``ChannelDestroyed`` would come later, and is
+not asked for: two more frames per call.) Legs that did not pass the gate are decided in bursts
+(:mod:`callshield.ari.bursts`), never in the task that reads the stream, so a decision that waits
+holds up neither the stream nor the next legs.
 
 The connection is kept up like the gate's: capped backoff, each state change logged once; after
 every (re)connect the live channels are listed and outbound legs still ringing that were not seen
@@ -40,7 +43,7 @@ from callshield.ari.events import ApplicationReplaced, ChannelDestroyed, Dial, E
 from callshield.ari.guard_act import LegJudge, Resolved
 from callshield.ari.guard_ledger import GateLedger
 from callshield.ari.guard_legs import LegMatcher, OutboundLeg, exten_number, ringing_leg
-from callshield.ari.guard_stream import ChannelGone, DialSeen, GuardStream
+from callshield.ari.guard_stream import DIAL_ENDS, FINAL_DIALSTATUS, DialSeen, GuardStream
 from callshield.ari.models import Channel
 from callshield.ari.websocket import EventStream
 from callshield.errors import PeerError
@@ -53,14 +56,10 @@ __all__ = ["GUARD_EVENTS", "EventHook", "GateLedger", "GuardApp", "seen_of"]
 
 log = logging.getLogger(__name__)
 
-GUARD_EVENTS = frozenset({"Dial", "ChannelDestroyed", "ApplicationReplaced"})
+GUARD_EVENTS = frozenset({"Dial", "ApplicationReplaced"})
 """The event types the guard itself uses (parsed, and asked of Asterisk's event filter)."""
-FINAL_DIALSTATUS = frozenset(
-    {"NOANSWER", "BUSY", "CANCEL", "CONGESTION", "CHANUNAVAIL", "DONTCALL", "TORTURE", "INVALIDARGS"}
-)
-"""A ``Dial`` with one of these reports the end of a leg: nothing left to stop."""
 MAX_LEGS = 100_000
-"""Bound on the legs remembered, should ChannelDestroyed events be lost."""
+"""Bound on the ringing legs remembered, should the ``Dial`` that ends one be lost."""
 YIELD_EVERY = 32
 """Events handled between two turns of the event loop: a burst of buffered frames must not hold
 back the checks and hang-ups under way. (Longer slices, 128 events or 1-4 ms, were no faster
@@ -101,12 +100,13 @@ class GuardApp(AriConnection):
         self._server_filter = server_filter
         self._filter_refused = False
         self._legs: dict[str, None] = {}
+        """Outbound legs ringing (module docstring), shared with the :class:`GuardStream`."""
         self._unchecked: Bursts[tuple[OutboundLeg, Resolved]] = Bursts(self._decide_leg, self._spawn)
         """Legs that did not pass the gate, decided in bursts (:mod:`callshield.ari.bursts`)."""
 
     @property
     def legs(self) -> int:
-        """Outbound legs alive and remembered now."""
+        """Outbound legs ringing and remembered now."""
         return len(self._legs)
 
     def _open(self) -> EventStream:
@@ -115,7 +115,7 @@ class GuardApp(AriConnection):
             [self.app], subscribe_all=True, wanted=self._wanted, only_wanted=True, kind=kind
         )
         if isinstance(stream, GuardStream):
-            stream.legs = self._legs  # what it may drop unparsed: nothing to do with those
+            stream.legs = self._legs  # it ends a leg's entry itself when the leg's dial ends
         return stream
 
     async def _consume(self, stream: EventStream) -> None:
@@ -130,11 +130,9 @@ class GuardApp(AriConnection):
         """Handle one event (the hot path: most events are none of the guard's business)."""
         if isinstance(event, DialSeen):
             self._on_dial(event)
-        elif isinstance(event, ChannelGone):
-            self._legs.pop(event.channel_id, None)
         elif isinstance(event, Dial):
             self._on_dial(seen_of(event))
-        elif isinstance(event, ChannelDestroyed):
+        elif isinstance(event, ChannelDestroyed):  # a hook asked for it: a leg's very end
             self._legs.pop(event.channel.id, None)
         elif isinstance(event, ApplicationReplaced):
             log.error("guard %s: another connection took application %s; no more events", self.name, self.app)
@@ -148,18 +146,25 @@ class GuardApp(AriConnection):
                 self._spawn(work)
 
     def _on_dial(self, dial: DialSeen) -> None:
-        if dial.peer_id in self._legs or dial.dialstatus in FINAL_DIALSTATUS:
+        status = dial.dialstatus
+        if dial.peer_id in self._legs:
+            if status in DIAL_ENDS:
+                del self._legs[dial.peer_id]
             return
+        if status in FINAL_DIALSTATUS:
+            return  # the end of a leg not known here: nothing left to stop
         caller_id = dial.caller_id if dial.caller_id is not None else ""
         leg = self._matcher.leg_of(dial.peer_id, dial.peer_name, dial.peer_exten, dial.dialstring, caller_id)
         if leg is not None:
-            self._take(leg)
+            self._take(leg, ringing=status != "ANSWER")
 
-    def _take(self, leg: OutboundLeg) -> None:
-        """Remember the leg; nothing more if it passed the gate, else queue it for a decision."""
-        self._legs[leg.channel_id] = None
-        if len(self._legs) > MAX_LEGS:
-            del self._legs[next(iter(self._legs))]
+    def _take(self, leg: OutboundLeg, *, ringing: bool = True) -> None:
+        """Remember the leg while it rings; nothing more if it passed the gate, else queue it for
+        a decision (an answered one too: found only now, it is checked all the same)."""
+        if ringing:
+            self._legs[leg.channel_id] = None
+            if len(self._legs) > MAX_LEGS:
+                del self._legs[next(iter(self._legs))]
         number = self.judge.resolve(leg)
         if self.judge.passed_gate(leg, number):
             return

@@ -2,24 +2,27 @@
 
 With ``subscribeAll`` a busy PBX sends the guard about 20 events per outbound leg. Most are
 dropped by :class:`~callshield.ari.websocket.EventStream`'s type test before any JSON parsing;
-:class:`GuardStream` goes further with what is left:
+the guard wants ``Dial`` only (and ``ApplicationReplaced``), and :class:`GuardStream` goes
+further with those:
 
-* ``Dial`` progress frames are dropped without parsing (:func:`dial_progress`): a new leg is
-  announced by a ``Dial`` with an empty ``dialstatus`` (Asterisk publishes the start of a dial
-  with a NULL status, serialised as ``""``; progress and the end carry RINGING, PROGRESS, BUSY,
-  NOANSWER, ...). A leg whose start the guard missed (it was reconnecting) is found ringing by
-  the channel listing that follows every connect, as before; ``ANSWER`` is kept, for a leg
-  answered before that listing. The test is exact or it keeps the frame: :func:`dial_progress`.
-* ``Dial`` and ``ChannelDestroyed`` become :class:`DialSeen` and :class:`ChannelGone`, read
-  from the decoded JSON field by field (the guard needs 6 fields of a ``Dial``, not its three
-  full channel snapshots; of a ``ChannelDestroyed``, the channel id, read without decoding by
-  :func:`gone_of` when that is exact). Only the fields the guard uses are checked; a frame
-  without them (or of the wrong types) goes to the full parser, which skips it as malformed.
-* Sharing the guard's legs (:attr:`GuardStream.legs`), it also drops the ``ANSWER`` of a leg the
-  guard knows and the ``ChannelDestroyed`` of any other channel, by their ids read without
-  decoding (:func:`peer_of`; a sole ``"id"`` as in :func:`gone_of`; exact or the frame is read
-  as above): they change nothing for the guard. What is left is about two frames per leg, its
-  start (decoded at once when laid out as Asterisk writes one) and its end.
+* A ``Dial`` is first read against the head Asterisk writes (:data:`DIAL_HEAD`:
+  ``{"type":"Dial","timestamp":"...","dialstatus":"RINGING",``), anchored at the frame's first
+  character: when it matches, the event's own ``type`` and ``dialstatus`` are those, for JSON
+  whose objects have unique keys (RFC 8259 section 4; jansson, Asterisk's encoder, cannot write a
+  duplicate). A frame laid out otherwise is read by :func:`dial_progress`'s byte test, exact for
+  any JSON, or decoded.
+* ``Dial`` progress frames are dropped without parsing: a new leg is announced by a ``Dial`` with
+  an empty ``dialstatus`` (Asterisk publishes the start of a dial with a NULL status, serialised as
+  ``""``; progress and the end carry RINGING, PROGRESS, BUSY, NOANSWER, ...). A leg whose start
+  the guard missed (it was reconnecting) is found ringing by the channel listing that follows
+  every connect, as before; ``ANSWER`` is kept, for a leg answered before that listing.
+* Sharing the guard's ringing legs (:attr:`GuardStream.legs`), it also ends the entry of a known
+  leg whose ``Dial`` ends (``ANSWER`` or a final status), and drops that frame: it changes nothing
+  else for the guard. The peer's id is read without decoding (:func:`peer_of`, exact or the frame
+  is decoded). What is left is about one frame per leg, its start, decoded at once into
+  :class:`DialSeen` (the guard needs 6 fields of a ``Dial``, not its three full channel
+  snapshots). Only the fields the guard uses are checked; a frame without them (or of the wrong
+  types) goes to the full parser, which skips it as malformed.
 
 Other types are parsed in full. The guard opens this stream only when it has no hooks (they get
 full events).
@@ -29,29 +32,35 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Container
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 
 from callshield.ari.events import Event
 from callshield.ari.websocket import EventStream
 
 __all__ = [
-    "ChannelGone",
+    "DIAL_ENDS",
+    "FINAL_DIALSTATUS",
     "DialSeen",
     "GuardStream",
     "dial_progress",
-    "gone_of",
     "lean_event",
     "peer_of",
     "plain_type",
 ]
 
 KEPT_STATUSES = frozenset({"", "ANSWER"})
-"""``Dial`` statuses never dropped unparsed: the start of a leg, and its answer."""
+"""``Dial`` statuses never dropped unparsed as progress: the start of a leg, and its answer."""
+FINAL_DIALSTATUS = frozenset(
+    {"NOANSWER", "BUSY", "CANCEL", "CONGESTION", "CHANUNAVAIL", "DONTCALL", "TORTURE", "INVALIDARGS"}
+)
+"""A ``Dial`` with one of these reports the end of a leg that was never answered."""
+DIAL_ENDS = FINAL_DIALSTATUS | {"ANSWER"}
+"""Statuses after which a leg's dial is over: nothing more of it for the guard to stop."""
 _SCAN: Callable[[str, int], tuple[object, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 """The C scanner ``json.loads`` runs (the same decoder settings), without the layers around it."""
-_STARTS_LEG = re.compile(r'\{"type":"Dial","timestamp":"[^"]*","dialstatus":"",')
-"""How Asterisk starts the ``Dial`` of a new leg: a hint only (such frames are decoded)."""
+DIAL_HEAD = re.compile(r'\{"type":"Dial","timestamp":"[^"\\]*","dialstatus":"([^"\\]*)",')
+"""How Asterisk starts every ``Dial``, anchored at the frame's first character (module docstring)."""
 _FIRST_ID = re.compile(r'[ \t\n\r]*:[ \t\n\r]*\{[ \t\n\r]*"id"[ \t\n\r]*:[ \t\n\r]*"([^"\\]*)"')
 """After ``"peer"``: an object whose first key is ``id``, with a string value without escapes."""
 _PLAIN_VALUE = re.compile(r'[ \t\n\r]*:[ \t\n\r]*"([^"\\]*)"')
@@ -70,13 +79,6 @@ class DialSeen(Event):
     caller_id: str | None
     """The dialling channel; None for an origination (no ``caller``)."""
     dialstring: str | None = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChannelGone(Event):
-    """A ``ChannelDestroyed``, reduced to the channel id."""
-
-    channel_id: str
 
 
 def _sole_value(frame: str, key: str) -> str | None:
@@ -138,27 +140,6 @@ def peer_of(frame: str) -> str | None:
     return found.group(1)
 
 
-def gone_of(frame: str) -> ChannelGone | None:
-    """A ``ChannelDestroyed`` frame read without decoding it, or None (then it is decoded)."""
-    return _gone(frame, _sole_value(frame, '"id"')) if plain_type(frame) == "ChannelDestroyed" else None
-
-
-def _gone(frame: str, channel_id: str | None) -> ChannelGone | None:
-    """Exact by the argument of :func:`dial_progress`: ``id`` is a key of the channel only (not of
-    the event, nor of its caller, connected or dialplan objects), so a sole ``"id"`` is the
-    channel's; ``application``, ``timestamp`` and ``asterisk_id`` are keys of the event only."""
-    application = _sole_value(frame, '"application"')
-    timestamp = _sole_value(frame, '"timestamp"')
-    if channel_id is None or application is None or timestamp is None:
-        return None
-    asterisk_id = _sole_value(frame, '"asterisk_id"')
-    if asterisk_id is None and '"asterisk_id"' in frame:
-        return None  # there, but not a sole plain string: let the decoder decide
-    return ChannelGone(
-        application=application, timestamp=timestamp, asterisk_id=asterisk_id, channel_id=channel_id
-    )
-
-
 def _envelope(obj: dict[str, object]) -> tuple[str, str, str | None] | None:
     """(application, timestamp, asterisk_id) if they have the model's types, else None."""
     application, timestamp, asterisk_id = obj.get("application"), obj.get("timestamp"), obj.get("asterisk_id")
@@ -199,18 +180,6 @@ def _lean_dial(obj: dict[str, object]) -> Event | None:
     )
 
 
-def _lean_destroyed(obj: dict[str, object]) -> Event | None:
-    channel = obj.get("channel")
-    channel_id = channel.get("id") if isinstance(channel, dict) else None
-    envelope = _envelope(obj)
-    if not isinstance(channel_id, str) or envelope is None:
-        return None
-    application, timestamp, asterisk_id = envelope
-    return ChannelGone(
-        application=application, timestamp=timestamp, asterisk_id=asterisk_id, channel_id=channel_id
-    )
-
-
 def _decode(frame: str) -> object:
     """``json.loads(frame)``, straight through the decoder's C scanner when the frame is one JSON
     value from its first character to its last (as Asterisk writes them), else by ``json.loads``."""
@@ -222,62 +191,61 @@ def _decode(frame: str) -> object:
 
 
 def lean_event(frame: str) -> Event | None:
-    """:class:`DialSeen` or :class:`ChannelGone` read from ``frame``; None for any other type,
-    or if a field the guard uses is missing or of the wrong type (the full parser decides)."""
+    """:class:`DialSeen` read from ``frame``; None for any other type, or if a field the guard
+    uses is missing or of the wrong type (the full parser decides)."""
     try:
         obj = _decode(frame)
     except ValueError:
         return None
     if not isinstance(obj, dict):
         return None
-    kind = obj.get("type")
-    if kind == "Dial":
-        return _lean_dial(obj)
-    return _lean_destroyed(obj) if kind == "ChannelDestroyed" else None
+    return _lean_dial(obj) if obj.get("type") == "Dial" else None
 
 
 class GuardStream(EventStream):
-    """An events websocket that reads ``Dial`` and ``ChannelDestroyed`` lean (module docstring).
+    """An events websocket that reads ``Dial`` lean (module docstring).
 
     Open it with ``client.events(..., only_wanted=True, kind=GuardStream)``.
     """
 
-    legs: Container[str] | None = None
-    """The guard's outbound legs, when it shares them: an ``ANSWER`` of one of them (already
-    known) and the end of any other channel change nothing for the guard, and are dropped when
-    the id reads exactly (:func:`peer_of`, :func:`gone_of`)."""
+    legs: MutableMapping[str, None] | None = None
+    """The guard's ringing outbound legs, when it shares them: the ``Dial`` that ends one of them
+    (answered, or a final status) ends its entry here and is dropped (the peer's id read by
+    :func:`peer_of`); it changes nothing else for the guard."""
     progress_dropped = 0
     """``Dial`` progress frames dropped unparsed."""
     known_dropped = 0
-    """Frames dropped because of :attr:`legs`."""
+    """``Dial`` ends of known legs dropped (their entry ended)."""
 
     def _parse(self, frame: str) -> Event | None:
-        if _STARTS_LEG.match(frame):  # decoded at once: right whatever the frame turns out to be
+        head = DIAL_HEAD.match(frame)
+        if head is not None:
+            status: str | None = head.group(1)
+        elif plain_type(frame) == "Dial":  # another layout: the exact byte test
+            status = _sole_value(frame, '"dialstatus"')
+        else:
+            status = ""  # not a Dial, or in doubt: decoded
+        if status is None or status == "" or not self._dial_dropped(frame, status):
             return self._decoded(frame)
-        kind = plain_type(frame)
-        if kind == "Dial":
-            if self._dial_dropped(frame):
-                return None
-        elif kind == "ChannelDestroyed":
-            channel_id = _sole_value(frame, '"id"')
-            if channel_id is not None and self.legs is not None and channel_id not in self.legs:
-                self.known_dropped += 1
-                return None
-            gone = _gone(frame, channel_id)
-            if gone is not None:
-                return gone
-        return self._decoded(frame)
+        return None
 
     def _decoded(self, frame: str) -> Event | None:
         event = lean_event(frame)
         return event if event is not None else super()._parse(frame)
 
-    def _dial_dropped(self, frame: str) -> bool:
-        status = _sole_value(frame, '"dialstatus"')
-        if status is not None and status not in KEPT_STATUSES:
+    def _dial_dropped(self, frame: str, status: str) -> bool:
+        """Whether the ``Dial`` with this (non-empty) ``status`` is dropped unparsed."""
+        if status not in DIAL_ENDS:
             self.progress_dropped += 1
             return True
-        if status == "ANSWER" and self.legs is not None and peer_of(frame) in self.legs:
-            self.known_dropped += 1
-            return True
-        return False
+        legs = self.legs
+        if legs is not None:
+            peer = peer_of(frame)
+            if peer is not None and peer in legs:  # a known leg: its entry ends here
+                del legs[peer]
+                self.known_dropped += 1
+                return True
+        if status == "ANSWER":
+            return False  # a leg answered before the guard knew it: read (checked)
+        self.progress_dropped += 1  # the end of a leg unknown here: nothing to stop
+        return True

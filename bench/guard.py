@@ -14,15 +14,14 @@ Measured in this process (the other core), in interleaved passes over the same f
 
 * floor: a bare aiohttp websocket reader (``receive()`` until N text frames);
 * stream: the guard's event stream alone (``GuardStream``: other types dropped on a ``"type"``
-  match, ``Dial`` progress dropped unparsed, ``Dial`` and ``ChannelDestroyed`` read lean; sharing
-  the pass's legs, as the guard shares its own, so a known leg's answer and the end of any other
-  channel are dropped too);
+  match, ``Dial`` progress dropped unparsed, a leg's start read lean; sharing the pass's legs, as
+  the guard shares its ringing legs, so a known leg's answer ends its entry and is dropped too);
 * guard: ``GuardApp`` (no server-side event filter: it gets every frame) + ``Gate`` + a real
   ``SqliteStore``, until every leg of the pass is decided and every blocked one hung up and its
   audit record written (timed to the decisions only, a pass left most of its records to be
   written during the next subject's: 880 of 1,015 when an append took four crossings);
-* guard/F: the guard fed only what Asterisk sends under the guard's event filter (5 frames of
-  20 per call), counted in PBX events;
+* guard/F: the guard fed only what Asterisk sends under the guard's event filter (its types,
+  ``Dial`` and ``ApplicationReplaced``: 3 frames of 20 per call), counted in PBX events;
 
 and prints events/s (best and median), guard/floor (target >= 0.5x, and >= 20,000 events/s),
 and for the guard subjects the time from a shielded leg's ``Dial`` handled to its hang-up
@@ -60,9 +59,9 @@ import aiohttp
 from aiohttp import web
 from callshield import logsetup, models
 from callshield.ari.client import AriClient, AriConfig, HangupReason
-from callshield.ari.events import ChannelDestroyed, Event
+from callshield.ari.events import Event
 from callshield.ari.guard import GUARD_EVENTS, GateLedger, GuardApp
-from callshield.ari.guard_stream import ChannelGone, DialSeen, GuardStream
+from callshield.ari.guard_stream import DialSeen, GuardStream
 from callshield.gate import Gate
 from callshield.guard_config import GuardSettings
 from callshield.models import Scope
@@ -75,6 +74,9 @@ PICK = (0, 1, 2, 3, 14, 15, 16, 19, 21, 24, 25, 27, 31, 34, 36, 37, 50, 62, 76, 
 """Frames of the capture that make one call (indices among its event frames)."""
 FIRST_DIAL = PICK.index(19)
 AGENT, PEER, NUMBER = "1795849090.0", "1795849090.1", "5557001"
+END = "1795849999.0"
+"""The peer of the ``Dial`` that ends every pass: an agent's phone, no outbound leg (the guard
+reads it and has nothing to do); a reader has handled the pass when it has handled this."""
 KINDS = (("gated", 0.50), ("clean", 0.45), ("shielded", 0.05))
 PROBE_EVERY = 20
 """Under load, every PROBE_EVERY-th call is a shielded bypass (one per 400 events)."""
@@ -84,7 +86,7 @@ LEGEND = """\
   floor:   bare aiohttp websocket reader (receive() only)
   stream:  GuardStream as the guard opens it (no hooks, the legs shared), nothing done with the events
   guard:   GuardApp as shipped on every frame (no server-side event filter, no hooks)
-  guard/F: GuardApp fed what Asterisk sends with the guard's event filter (5 of 20 frames);
+  guard/F: GuardApp fed what Asterisk sends with the guard's event filter (3 of 20 frames);
            counted in PBX events (20 per call), not frames received"""
 
 
@@ -160,8 +162,14 @@ class EventSource:
         reader = asyncio.create_task(_drain(ws))
         scenarios = {"idle": self._idle, "load": self._load, "filtered": self._filtered}
         await scenarios.get(request.query["app"], self._flood)(transport)
+        await _write(transport, self.end_frame())
         await reader
         return ws
+
+    def end_frame(self) -> bytes:
+        """The ``Dial`` that ends a pass (:data:`END`): a call's first, to an agent's phone."""
+        text = self.frames[FIRST_DIAL].format(a=AGENT, p=END, n="5557001")
+        return ws_frame(text.replace("PJSIP/carrier-00000001", "PJSIP/agent9-00000001"))
 
     async def _flood(self, transport: asyncio.BaseTransport, picks: range | list[int] | None = None) -> None:
         """The whole pass, encoded before the first frame goes out: the readers are timed from their
@@ -282,12 +290,10 @@ class TimedClient(AriClient):
 
 @dataclass
 class Counter:
-    """Watches the events the guard handled: when it saw its first event and the last
-    ChannelDestroyed of the pass (one per call: the stream drops those of channels that are no
-    leg, unparsed), and when it handled each first Dial."""
+    """Watches the events the guard handled: when it saw its first event and the :data:`END` of
+    the pass, and when it handled each first Dial."""
 
     calls: int
-    destroyed: int = 0
     first: float = 0.0
     last: float = 0.0
     dials: dict[str, float] = field(default_factory=dict)
@@ -297,12 +303,11 @@ class Counter:
         now = time.perf_counter()
         self.first = self.first or now
         if isinstance(event, DialSeen) and event.dialstatus == "":
-            self.dials[event.peer_id] = now
-        elif isinstance(event, ChannelGone | ChannelDestroyed):
-            self.destroyed += 1
-            if self.destroyed == self.calls:
+            if event.peer_id == END:
                 self.last = now
                 self.done.set()
+            else:
+                self.dials[event.peer_id] = now
 
     def rate(self) -> float:
         """PBX events per second: 20 per call, whether Asterisk sent them all or not."""
@@ -359,7 +364,7 @@ async def stream(url: str, flood: list[Call]) -> float:
         ["stream"], subscribe_all=True, wanted=GUARD_EVENTS, only_wanted=True, kind=GuardStream
     )
     assert isinstance(opened, GuardStream)
-    opened.legs = {call.peer for call in flood}
+    opened.legs = dict.fromkeys(call.peer for call in flood)
     async with client, opened as events:
         async for event in events:
             counter(event)

@@ -107,6 +107,26 @@ async def test_a_call_the_gate_allowed_is_not_touched(
     assert dict(guard.judge.counts) == {"gated": 1}
 
 
+@pytest.mark.parametrize("hooked", [False, True], ids=["lean", "hooked"])
+async def test_a_leg_is_remembered_while_it_rings_only(
+    fake_ari: FakeAri, store: ShieldStore, hooked: bool
+) -> None:
+    """From the Dial that starts it to the Dial that ends it (no ChannelDestroyed needed), whether
+    the guard reads its stream lean or in full for a hook."""
+    hooks = [lambda event: None] if hooked else []
+    async with guarding(fake_ari, store, hooks=hooks) as guard:
+        answered = await fake_ari.dial(None, f"{CLEAN}@carrier")
+        unanswered = await fake_ari.dial(None, f"{CLEAN}@carrier")
+        await until(lambda: guard.judge.counts["allowed"] == 2)
+        assert guard.legs == 2
+        await fake_ari.answer_dial(answered.id)
+        await until(lambda: guard.legs == 1)
+        await fake_ari.remote_hangup(unanswered.id)  # Dial NOANSWER, then its end
+        await until(lambda: guard.legs == 0)
+        assert not answered.destroyed
+    assert dict(guard.judge.counts) == {"allowed": 2}  # the answer is no new leg
+
+
 async def test_the_ledger_is_per_calling_channel(fake_ari: FakeAri, store: ShieldStore) -> None:
     await shield(store)
     ledger = GateLedger()
@@ -212,14 +232,15 @@ async def test_other_consumers_share_the_stream(fake_ari: FakeAri, store: Shield
     def hook(event: object) -> None:
         seen.append(type(event).__name__)
 
-    async with guarding(fake_ari, store, hooks=[hook], hook_events={"ChannelDtmfReceived"}):
+    async with guarding(fake_ari, store, hooks=[hook], hook_events={"ChannelDtmfReceived"}) as guard:
         agent = await fake_ari.create_channel(name="PJSIP/agent5-00000000")
         await fake_ari.send_dtmf(agent.id, "*")
+        await fake_ari.dial(None, f"{CLEAN}@carrier")
+        await until(lambda: guard.judge.counts["allowed"] == 1)
         await fake_ari.remote_hangup(agent.id)
-        await until(lambda: "ChannelDestroyed" in seen)
         allowed = fake_ari.application(APP)["events_allowed"]
-    assert seen == ["ChannelDtmfReceived", "ChannelDestroyed"]
-    assert {"type": "ChannelDtmfReceived"} in allowed  # type: ignore[operator]
+    assert seen == ["ChannelDtmfReceived", "Dial", "Dial"]  # the guard's own types too (start, RINGING)
+    assert allowed == [{"type": t} for t in sorted({*GUARD_EVENTS, "ChannelDtmfReceived"})]
 
 
 async def test_a_hangup_ari_refuses_is_retried_then_reported(
