@@ -337,9 +337,16 @@ class CountedStore(SqliteStore):
     audited = 0
 
     async def audit(
-        self, actor: str, action: str, masked: str, detail: Mapping[str, Any], now: datetime
+        self,
+        actor: str,
+        action: str,
+        masked: str,
+        detail: Mapping[str, Any],
+        now: datetime,
+        *,
+        linger: bool = False,
     ) -> None:
-        await super().audit(actor, action, masked, detail, now)
+        await super().audit(actor, action, masked, detail, now, linger=linger)
         self.audited += 1
 
 

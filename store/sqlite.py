@@ -165,9 +165,16 @@ class SqliteStore(ShieldStore):
         return [rows.prefix_rule(r) for r in found]
 
     async def audit(
-        self, actor: str, action: str, masked: str, detail: Mapping[str, Any], now: datetime
+        self,
+        actor: str,
+        action: str,
+        masked: str,
+        detail: Mapping[str, Any],
+        now: datetime,
+        *,
+        linger: bool = False,
     ) -> None:
-        await asyncio.shield(self._w.audit_only(actor, action, masked, detail, now))
+        await asyncio.shield(self._w.audit_only(actor, action, masked, detail, now, linger=linger))
 
     async def audit_records(self, since_seq: int = 0) -> AsyncIterator[AuditRecord]:
         sql = (
