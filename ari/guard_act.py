@@ -181,7 +181,7 @@ class LegJudge:
             "hung_up": hung_up,
         }
         try:
-            await self._store.audit("guard", AUDIT_ACTION, verdict.masked, detail, self._clock(), linger=True)
+            await self._store.audit("guard", AUDIT_ACTION, verdict.masked, detail, self._clock())
         except CallShieldError as e:
             log.error("guard %s: audit record for leg %s not written (%s)", self.name, leg.channel_id, e)
 

@@ -337,16 +337,9 @@ class CountedStore(SqliteStore):
     audited = 0
 
     async def audit(
-        self,
-        actor: str,
-        action: str,
-        masked: str,
-        detail: Mapping[str, Any],
-        now: datetime,
-        *,
-        linger: bool = False,
+        self, actor: str, action: str, masked: str, detail: Mapping[str, Any], now: datetime
     ) -> None:
-        await super().audit(actor, action, masked, detail, now, linger=linger)
+        await super().audit(actor, action, masked, detail, now)
         self.audited += 1
 
 

@@ -147,20 +147,9 @@ class ShieldStore(abc.ABC):
     # audit and reports -----------------------------------------------------------------------
     @abc.abstractmethod
     async def audit(
-        self,
-        actor: str,
-        action: str,
-        masked: str,
-        detail: Mapping[str, Any],
-        now: datetime,
-        *,
-        linger: bool = False,
+        self, actor: str, action: str, masked: str, detail: Mapping[str, Any], now: datetime
     ) -> None:
-        """Append an audit record (operator look-ups, exports, imports), committed on return.
-
-        ``linger``: nobody waits on the record to go on (the guard's, after its hang-up), so the
-        store may hold it a moment to commit it with the next ones (SQLite: at most
-        :data:`~callshield.store.sqlite_tx.LINGER`, and only while records keep coming)."""
+        """Append an audit record (operator look-ups, exports, imports)."""
 
     @abc.abstractmethod
     def audit_records(self, since_seq: int = 0) -> AsyncIterator[AuditRecord]:

@@ -178,16 +178,8 @@ class PostgresStore(ShieldStore):
         return [rows.prefix_rule(r) for r in found]
 
     async def audit(
-        self,
-        actor: str,
-        action: str,
-        masked: str,
-        detail: Mapping[str, Any],
-        now: datetime,
-        *,
-        linger: bool = False,
+        self, actor: str, action: str, masked: str, detail: Mapping[str, Any], now: datetime
     ) -> None:
-        """Each record in its own transaction; ``linger`` changes nothing here (no grouping yet)."""
         await self._w.audit_only(actor, action, masked, detail, now)
 
     async def audit_records(self, since_seq: int = 0) -> AsyncIterator[AuditRecord]:

@@ -165,16 +165,9 @@ class SqliteStore(ShieldStore):
         return [rows.prefix_rule(r) for r in found]
 
     async def audit(
-        self,
-        actor: str,
-        action: str,
-        masked: str,
-        detail: Mapping[str, Any],
-        now: datetime,
-        *,
-        linger: bool = False,
+        self, actor: str, action: str, masked: str, detail: Mapping[str, Any], now: datetime
     ) -> None:
-        await asyncio.shield(self._w.audit_only(actor, action, masked, detail, now, linger=linger))
+        await asyncio.shield(self._w.audit_only(actor, action, masked, detail, now))
 
     async def audit_records(self, since_seq: int = 0) -> AsyncIterator[AuditRecord]:
         sql = (

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -48,15 +47,6 @@ APPEND = (
 """Appends one audit record (at, actor, action, masked, detail) after the chain's head (or first,
 after the genesis hash: 32 zero bytes). A writing statement takes its write lock when it starts,
 before it reads, so the head it reads is the last one committed by any connection."""
-LINGER = 0.002
-"""Seconds a lingering audit record waits, at most, after the last group commit (the records that
-come meanwhile are committed with it: under a stream of the guard's records, a fifth of a
-commit's CPU each, mostly its fsync, instead of a whole one; see :meth:`Writer._linger`)."""
-
-
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 @contextmanager
@@ -192,10 +182,6 @@ class Writer:
         self._lock = asyncio.Lock()
         self._waiting: list[tuple[tuple[str, ...], asyncio.Future[None]]] = []
         """Records alone queued for :meth:`audit_only` (with their callers' futures), in call order."""
-        self._grouped_at = -math.inf
-        """Loop time the last group of :meth:`audit_only` records was committed."""
-        self._hurry: asyncio.Future[None] | None = None
-        """Set while a group lingers (:meth:`_linger`); done, it stops lingering."""
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -222,14 +208,7 @@ class Writer:
         await self._db.execute(APPEND, (format_at(now), actor, action, masked, encode_detail(detail)))
 
     async def audit_only(
-        self,
-        actor: str,
-        action: str,
-        masked: str,
-        detail: Mapping[str, Any],
-        now: datetime,
-        *,
-        linger: bool = False,
+        self, actor: str, action: str, masked: str, detail: Mapping[str, Any], now: datetime
     ) -> None:
         """The record alone, committed when this returns.
 
@@ -238,58 +217,20 @@ class Writer:
         many they are), in the order of the calls; a record that finds the connection free is
         :data:`APPEND` in autocommit mode, its own transaction, one crossing. If a group fails,
         its records are written one by one, so each caller gets its own record's outcome.
-
-        ``linger``: nobody waits on this record to go on (the guard's, written after its hang-up),
-        so under a steady stream of records it may wait for the next ones (:meth:`_linger`).
         """
         params = (format_at(now), actor, action, masked, encode_detail(detail))
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((params, done))
-        if len(self._waiting) > 1:  # queued behind another record: that call writes this one too
-            if not linger and self._hurry is not None and not self._hurry.done():
-                self._hurry.set_result(None)  # someone waits on this one: the group lingers no more
-        else:
-            await self._write_group(loop, linger, done)
-        await done
-
-    async def _write_group(
-        self, loop: asyncio.AbstractEventLoop, linger: bool, own: asyncio.Future[None]
-    ) -> None:
-        """Commit the records queued when the connection is ours (after lingering, if asked)."""
-        queued = None
-        try:
-            if linger:
-                await self._linger(loop)
+        if len(self._waiting) == 1:  # none queued before: this call writes the queue when its turn comes
             async with self._lock:
                 queued, self._waiting = self._waiting, []
-                await self._commit(queued)
-                self._grouped_at = loop.time()
-        finally:  # cancelled (the loop closing): no caller is left waiting for ever
-            if queued is None:
-                queued, self._waiting = self._waiting, []
-            for _, left in queued:
-                if left.done():
-                    continue
-                if left is own:
-                    left.cancel()  # this call is cancelled itself: nobody is left to be told
-                else:
-                    left.set_exception(StoreUnavailable(f"store {self._path}: record not written"))
-
-    async def _linger(self, loop: asyncio.AbstractEventLoop) -> None:
-        """If the last group was committed less than :data:`LINGER` ago (records keep coming), wait
-        until :data:`LINGER` after it, or until a record that someone waits on is queued: the
-        records queued meanwhile share this group's commit and fsync. Alone, nothing is waited."""
-        delay = self._grouped_at + LINGER - loop.time()
-        if delay <= 0:
-            return
-        hurry = self._hurry = loop.create_future()
-        timer = loop.call_later(delay, _settle, hurry)
-        try:
-            await hurry
-        finally:
-            timer.cancel()
-            self._hurry = None
+                try:
+                    await self._commit(queued)
+                finally:  # cancelled (the loop closing): no caller is left waiting for ever
+                    for _, left in queued:
+                        if not left.done():
+                            left.set_exception(StoreUnavailable(f"store {self._path}: record not written"))
+        await done
 
     async def _commit(self, queued: list[tuple[tuple[str, ...], asyncio.Future[None]]]) -> None:
         """Commit the queued records (under the lock); settle each one's future."""

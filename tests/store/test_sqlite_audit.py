@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from callshield.errors import StoreError
 from callshield.models import Source
-from callshield.store import sqlite_tx
 from callshield.store.audit import chain_key, encode_detail, format_at, record_hash
 from callshield.store.sqlite import SqliteStore
 from testkit import T0, refusal
@@ -234,8 +233,9 @@ async def test_a_view_put_in_the_file_cannot_have_records_hashed(tmp_path: Path,
         [e async for e in store.entries()]
 
 
-def statements_sent(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The first word of every statement the store's writer sends from now on."""
+async def test_records_queued_behind_a_write_are_committed_together_in_call_order(
+    tmp_path: Path, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = store._w._db
     sent: list[str] = []
 
@@ -248,13 +248,6 @@ def statements_sent(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> list
 
     monkeypatch.setattr(db, "execute", spy(db.execute))
     monkeypatch.setattr(db, "executemany", spy(db.executemany))
-    return sent
-
-
-async def test_records_queued_behind_a_write_are_committed_together_in_call_order(
-    tmp_path: Path, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sent = statements_sent(store, monkeypatch)
     async with store._w._lock:  # another write has the connection
         audits = [store.audit(f"a{i}", "bypass-blocked", "", DETAIL, T0) for i in range(10)]
         calls = [asyncio.ensure_future(audit) for audit in audits]
@@ -283,55 +276,4 @@ async def test_a_record_that_fails_in_a_group_fails_alone(tmp_path: Path, store:
     assert isinstance(outcomes[2], StoreError)
     assert "refused" in str(outcomes[2])
     assert actors(tmp_path / "shield.db") == ["g0", "g1", "g3", "g4"]
-    assert (await store.verify_audit()).ok
-
-
-@pytest.fixture
-def long_linger(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An hour's linger: a lingering group ends only when hurried (the tests never wait it out)."""
-    monkeypatch.setattr(sqlite_tx, "LINGER", 3600.0)
-
-
-async def settled(calls: list[asyncio.Future[None]]) -> list[bool]:
-    await asyncio.sleep(0.05)  # time for the store's thread: anything not held back is done by now
-    return [call.done() for call in calls]
-
-
-async def test_a_lingering_record_alone_is_committed_at_once(
-    tmp_path: Path, store: SqliteStore, long_linger: None
-) -> None:
-    await asyncio.wait_for(store.audit("alone", "bypass-blocked", "", DETAIL, T0, linger=True), 5)
-    assert actors(tmp_path / "shield.db") == ["alone"]
-
-
-async def test_lingering_records_after_a_commit_wait_for_the_next_and_share_its_transaction(
-    tmp_path: Path, store: SqliteStore, monkeypatch: pytest.MonkeyPatch, long_linger: None
-) -> None:
-    await store.audit("first", "bypass-blocked", "", DETAIL, T0, linger=True)  # records keep coming
-    sent = statements_sent(store, monkeypatch)
-    lingering = [
-        asyncio.ensure_future(store.audit(f"g{i}", "bypass-blocked", "", DETAIL, T0, linger=True))
-        for i in range(3)
-    ]
-    assert await settled(lingering) == [False, False, False]
-    waited_on = asyncio.ensure_future(store.audit("gate", "gate-decision", "", DETAIL, T0))
-    await asyncio.wait_for(asyncio.gather(*lingering, waited_on), 5)
-    assert actors(tmp_path / "shield.db") == ["first", "g0", "g1", "g2", "gate"]
-    assert sent == ["BEGIN", "INSERT", "COMMIT"]  # the four in one transaction
-    assert (await store.verify_audit()).ok
-
-
-async def test_a_group_cancelled_while_it_lingers_leaves_no_record_waiting(
-    tmp_path: Path, store: SqliteStore, long_linger: None
-) -> None:
-    writer = store._w
-    await writer.audit_only("first", "bypass-blocked", "", DETAIL, T0)
-    leader = asyncio.ensure_future(writer.audit_only("g0", "bypass-blocked", "", DETAIL, T0, linger=True))
-    follower = asyncio.ensure_future(writer.audit_only("g1", "bypass-blocked", "", DETAIL, T0, linger=True))
-    assert await settled([leader, follower]) == [False, False]
-    leader.cancel()
-    with pytest.raises(StoreError):
-        await asyncio.wait_for(follower, 5)
-    await asyncio.wait_for(writer.audit_only("after", "bypass-blocked", "", DETAIL, T0), 5)
-    assert actors(tmp_path / "shield.db") == ["first", "after"]
     assert (await store.verify_audit()).ok
