@@ -19,7 +19,9 @@ the normal 404/409 races), ``PeerUnavailable`` for connection failures and timeo
 ``PeerProtocolError`` for answers that do not match the ARI models. Passwords and api keys never
 appear in logs, ``repr`` or exception messages.
 
-Per-call cost: every method is one HTTP round trip. To set several variables at once use
+Per-call cost: every method is one HTTP round trip (:meth:`AriClient.hangup` and
+:meth:`AriClient.ping` can go over an events websocket instead: ``over=stream``, see
+:mod:`callshield.ari.websocket`, no HTTP request at all). To set several variables at once use
 :meth:`AriClient.set_channel_vars` (``POST /channels/{id}/variables``, ARI since Asterisk
 20.20/22.10/23.4): the gate's "3 variables + continue" is then 2 round trips instead of 4.
 ``continue`` itself takes no variables.
@@ -149,6 +151,7 @@ class AriClient:
             names,
             heartbeat=self.config.ws_heartbeat,
             connect_timeout=self.config.connect_timeout,
+            request_timeout=self.config.request_timeout,
             wanted=wanted,
             strict=strict,
             only_wanted=only_wanted,
@@ -224,12 +227,18 @@ class AriClient:
         *,
         reason_code: int | None = None,
         reason: HangupReason | None = None,
+        over: EventStream | None = None,
     ) -> None:
-        """``DELETE /channels/{id}``: hang up with a Q.850 ``reason_code`` (e.g. 21) or a ``reason``."""
+        """``DELETE /channels/{id}``: hang up with a Q.850 ``reason_code`` (e.g. 21) or a ``reason``;
+        ``over`` an events websocket of this client: sent on it (REST over the websocket)."""
         if reason_code is not None and reason is not None:
             raise ValueError("hangup takes reason_code or reason, not both")
         params = _drop_none(reason_code=None if reason_code is None else str(reason_code), reason=reason)
-        await self._rest.request("DELETE", f"/channels/{segment(channel_id)}", params=params or None)
+        path = f"/channels/{segment(channel_id)}"
+        if over is not None:
+            await over.request("DELETE", path, params or None)
+        else:
+            await self._rest.request("DELETE", path, params=params or None)
 
     async def answer(self, channel_id: str) -> None:
         """``POST /channels/{id}/answer``."""
@@ -265,6 +274,16 @@ class AriClient:
             params["appArgs"] = ",".join(app_args)
         data = await self._json("POST", f"/channels/{segment(channel_id)}/snoop", params)
         return parse_channel(as_object(data, "Channel"))
+
+    # -- asterisk -----------------------------------------------------------------------------
+
+    async def ping(self, *, over: EventStream | None = None, time_limit: float | None = None) -> None:
+        """``GET /asterisk/ping`` (``over``: on that events websocket), answered within
+        ``time_limit`` s (default: the request timeout); the answer's content is not read."""
+        if over is not None:
+            await over.request("GET", "/asterisk/ping", time_limit=time_limit)
+        else:
+            await self._rest.request("GET", "/asterisk/ping", time_limit=time_limit)
 
     # -- applications -------------------------------------------------------------------------
 

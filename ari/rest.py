@@ -26,7 +26,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
 from callshield.errors import AriRequestError, PeerProtocolError, PeerUnavailable
@@ -42,6 +42,13 @@ _DIGIT_RUN = re.compile(r"\+?\d[\d ()-]{3,}\d")
 def segment(value: str) -> str:
     """Quote one path segment (channel ids are user-assignable: ``/`` and ``?`` must not leak)."""
     return quote(value, safe="")
+
+
+def relative_uri(path: str, params: Params | None = None) -> str:
+    """``path`` (already quoted) as a ``RESTRequest`` names it: relative to the ARI root, without
+    the leading slash, the parameters encoded after ``?`` (``channels/1.2?reason_code=21``)."""
+    uri = path.lstrip("/")
+    return f"{uri}?{urlencode(params)}" if params else uri
 
 
 def scrub(text: str) -> str:
@@ -68,7 +75,7 @@ def describe_client_error(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _error_message(body: bytes, status: int) -> str:
+def _error_message(body: bytes | str, status: int) -> str:
     try:
         decoded: object = json.loads(body)
     except ValueError:
@@ -78,7 +85,14 @@ def _error_message(body: bytes, status: int) -> str:
     return f"HTTP {status}"
 
 
-def decode_json(body: bytes, method: str, path: str) -> object:
+def check_status(method: str, path: str, status: int, body: bytes | str) -> None:
+    """Raise the :class:`~callshield.errors.AriRequestError` of an error answer (status >= 400):
+    Asterisk's ``message`` field, digit runs masked. Serves every transport (HTTP, the websocket)."""
+    if status >= 400:
+        raise AriRequestError(method, path, status, _error_message(body, status))
+
+
+def decode_json(body: bytes | str, method: str, path: str) -> object:
     """The JSON document of a success answer, or PeerProtocolError."""
     try:
         return json.loads(body)
@@ -164,8 +178,7 @@ class RestTransport:
         if logger.isEnabledFor(logging.DEBUG):
             elapsed_ms = (time.perf_counter() - started) * 1000
             logger.debug("ARI %s %s -> %d (%.2f ms)", method, path, status, elapsed_ms)
-        if status >= 400:
-            raise AriRequestError(method, path, status, _error_message(payload, status))
+        check_status(method, path, status, payload)
         return status, payload
 
     def url(self, path: str, params: Params | None = None) -> URL:

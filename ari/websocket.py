@@ -18,19 +18,34 @@ while it was away (``GET /applications/{app}``: Asterisk does not replay ``Stasi
 
 Frames that do not parse are logged (without their content) and skipped, counted in
 :attr:`EventStream.malformed`; ``strict=True`` raises the PeerProtocolError instead.
+
+REST over the websocket (Asterisk 20.14, 21.9, 22.4 and later): :meth:`EventStream.request` sends
+a ``RESTRequest`` frame (``{"type":"RESTRequest","request_id":"7","method":"DELETE",
+"uri":"channels/1.2?reason_code=21"}``) and waits for the ``RESTResponse`` with the same
+``request_id``. Answers are read by whoever iterates the stream, so a request is answered only
+while someone does; they are recognised before any event parsing, resolve their request and are
+never yielded. Asterisk sends them through the application's event filter: an application that
+filters events must allow ``RESTResponse``. Older versions never answer: the request times out.
+Errors are those of the HTTP path (:mod:`callshield.ari.rest`): AriRequestError for an error
+status, PeerUnavailable for no answer in time or a lost websocket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import logging
 import re
+import time
 from collections.abc import Collection, Container
+from dataclasses import dataclass, field
 from types import TracebackType
 
 import aiohttp
-from callshield.ari.events import Event, parse_event
-from callshield.ari.rest import describe_client_error
+from callshield.ari.events import Event, decode_frame, parse_event
+from callshield.ari.jsonfields import get_int, get_opt_str, get_str
+from callshield.ari.rest import Params, check_status, describe_client_error, relative_uri
 from callshield.errors import AriRequestError, PeerProtocolError, PeerUnavailable
 from yarl import URL
 
@@ -47,6 +62,46 @@ _HANDSHAKE_REASONS = {
     403: "Write access denied (the ARI user is read-only?)",
     404: "Resource not found (check the ARI root URL)",
 }
+REST_RESPONSE = "RESTResponse"
+_REST_MARK = '"RESTResponse"'
+"""In every ``RESTResponse`` frame (its ``type``), whatever the layout; rare in event frames."""
+
+
+@dataclass(frozen=True, slots=True)
+class RestResponse:
+    """A ``RESTResponse``: Asterisk's answer, on the events websocket, to a ``RESTRequest``."""
+
+    transaction_id: str
+    """Echoed from the request ("" when it had none)."""
+    request_id: str
+    """Echoed from the request ("" when it had none, or when Asterisk could not read it)."""
+    status_code: int
+    reason_phrase: str
+    uri: str
+    """The request's resource, without its query string."""
+    content_type: str | None = None
+    message_body: str | None = field(default=None, repr=False)
+    """The answer's JSON document as text (an error's ``{"message": ...}``); None when empty."""
+
+
+def rest_response(frame: str) -> RestResponse | None:
+    """The frame's ``RESTResponse``; None if the frame is not one (another type, not JSON: the
+    event parser reports it), PeerProtocolError if a field is missing or of the wrong type."""
+    try:
+        obj = decode_frame(frame)
+    except PeerProtocolError:
+        return None
+    if obj.get("type") != REST_RESPONSE:
+        return None
+    return RestResponse(
+        transaction_id=get_str(obj, "transaction_id", REST_RESPONSE),
+        request_id=get_str(obj, "request_id", REST_RESPONSE),
+        status_code=get_int(obj, "status_code", REST_RESPONSE),
+        reason_phrase=get_str(obj, "reason_phrase", REST_RESPONSE),
+        uri=get_str(obj, "uri", REST_RESPONSE),
+        content_type=get_opt_str(obj, "content_type", REST_RESPONSE),
+        message_body=get_opt_str(obj, "message_body", REST_RESPONSE),
+    )
 
 
 class EventStream:
@@ -60,6 +115,7 @@ class EventStream:
         *,
         heartbeat: float | None,
         connect_timeout: float,
+        request_timeout: float = 2.0,
         wanted: Container[str] | None = None,
         strict: bool = False,
         only_wanted: bool = False,
@@ -77,9 +133,14 @@ class EventStream:
         """With ``only_wanted``: frames of other types are dropped before any JSON parsing (a busy
         PBX sends the guard thousands of frames a second, most of them ChannelVarset)."""
         self._strict = strict
+        self._request_timeout = request_timeout
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._closing = False
         self._done = False
+        self._pending: dict[str, asyncio.Future[RestResponse]] | None = None
+        """REST requests waiting for their answer, by ``request_id``; None until the first is sent
+        (until then no frame is looked at for an answer)."""
+        self._request_ids = itertools.count(1)
 
     def __repr__(self) -> str:
         state = "open" if self.connected else "closed"
@@ -111,6 +172,7 @@ class EventStream:
     async def close(self) -> None:
         """Close the websocket; a pending or later ``__anext__`` ends the iteration."""
         self._closing = True
+        self._fail_pending("the websocket was closed")
         if self._ws is not None and not self._ws.closed:
             await self._ws.close()
 
@@ -136,6 +198,8 @@ class EventStream:
         while not self._done:
             msg = await ws.receive()
             if msg.type is aiohttp.WSMsgType.TEXT:
+                if self._pending is not None and _REST_MARK in msg.data and self._answered(msg.data):
+                    continue
                 if self._prefilter is not None and not self._prefilter.search(msg.data):
                     continue
                 event = self._parse(msg.data)
@@ -145,10 +209,84 @@ class EventStream:
                 self._skip(PeerProtocolError("ARI sent a binary websocket frame"))
             elif msg.type in _CLOSED_TYPES:
                 self._done = True
+                self._fail_pending("the websocket was lost")
                 if not self._closing:
                     await ws.close()
                     raise PeerUnavailable(f"ARI event websocket lost: {_close_reason(msg, ws)}")
         raise StopAsyncIteration
+
+    async def request(
+        self, method: str, path: str, params: Params | None = None, *, time_limit: float | None = None
+    ) -> tuple[int, str]:
+        """One ARI REST request over this websocket (module docstring): ``(status, body)`` of a
+        success answer. ``path`` as for :meth:`RestTransport.request` (quoted, from the ARI root);
+        no answer within ``time_limit`` s (default: the client's request timeout) is PeerUnavailable.
+        """
+        limit = self._request_timeout if time_limit is None else time_limit
+        ws = self._ws
+        if ws is None or not self.connected:
+            raise PeerUnavailable(f"ARI {method} {path} over the event websocket: not connected")
+        if self._pending is None:
+            self._pending = {}
+        request_id = str(next(self._request_ids))
+        uri = relative_uri(path, params)
+        frame = json.dumps({"type": "RESTRequest", "request_id": request_id, "method": method, "uri": uri})
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[RestResponse] = loop.create_future()
+        self._pending[request_id] = answer
+        timer = loop.call_later(limit, _expire, answer)
+        started = time.perf_counter()
+        try:
+            await ws.send_str(frame)
+            response = await answer
+        except TimeoutError:
+            logger.debug("ARI %s %s over the event websocket: no answer within %.3g s", method, path, limit)
+            raise PeerUnavailable(
+                f"ARI {method} {path} over the event websocket: no answer within {limit:.3g} s"
+            ) from None
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            reason = describe_client_error(exc)
+            raise PeerUnavailable(f"ARI {method} {path} over the event websocket failed: {reason}") from None
+        finally:
+            timer.cancel()
+            self._pending.pop(request_id, None)
+        if logger.isEnabledFor(logging.DEBUG):
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            logger.debug(
+                "ARI %s %s -> %d over the event websocket (%.2f ms)",
+                method,
+                path,
+                response.status_code,
+                elapsed_ms,
+            )
+        body = response.message_body or ""
+        check_status(method, path, response.status_code, body)
+        return response.status_code, body
+
+    def _answered(self, frame: str) -> bool:
+        """True if ``frame`` is a ``RESTResponse``: it resolves the request waiting for it, if any."""
+        try:
+            response = rest_response(frame)
+        except PeerProtocolError as exc:
+            self._skip(exc)
+            return True
+        if response is None:
+            return False
+        waiting = self._pending.pop(response.request_id, None) if self._pending is not None else None
+        if waiting is None:
+            logger.debug("ARI RESTResponse for no request waiting (request id %r)", response.request_id)
+        elif not waiting.done():
+            waiting.set_result(response)
+        return True
+
+    def _fail_pending(self, why: str) -> None:
+        """Every request still waiting gets PeerUnavailable: its answer can no longer come."""
+        if not self._pending:
+            return
+        for answer in self._pending.values():
+            if not answer.done():
+                answer.set_exception(PeerUnavailable(f"ARI event websocket: {why} before the answer"))
+        self._pending.clear()
 
     def _parse(self, frame: str) -> Event | None:
         try:
@@ -162,6 +300,11 @@ class EventStream:
             raise exc
         self.malformed += 1
         logger.warning("ARI event frame skipped: %s", exc)
+
+
+def _expire(answer: asyncio.Future[RestResponse]) -> None:
+    if not answer.done():
+        answer.set_exception(TimeoutError())
 
 
 def _type_filter(wanted: Container[str] | None) -> re.Pattern[str] | None:
