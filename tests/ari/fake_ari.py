@@ -18,16 +18,21 @@ Quick start::
         assert channel.continued == Continued("agents", "5551234", 3)
 
 Construction: ``FakeAri(username="shield", password="shieldpass", *, asterisk_id=...,
-spec_dir=SPEC_DIR, strict_params=True, known_contexts=None, playback_seconds=0.05)``.
+spec_dir=SPEC_DIR, strict_params=True, known_contexts=None, playback_seconds=0.05,
+rest_over_websocket=True)``.
 ``strict_params`` rejects parameters the spec does not declare (Asterisk ignores them);
 ``known_contexts`` (a set) makes ``continue`` into any other context hang the channel up, as
-Asterisk does for a context that does not exist. Lifecycle: ``await start()`` / ``await close()``
+Asterisk does for a context that does not exist. ``rest_over_websocket`` answers ``RESTRequest``
+frames sent on events websockets like Asterisk 22.4+ (:mod:`fake_ari_wsrest`); False: like an older
+Asterisk, never. Lifecycle: ``await start()`` / ``await close()``
 or ``async with``; ``url`` is the ARI root (``http://127.0.0.1:PORT/ari``), ``port`` the port.
 
 Inspect what the application did:
-  ``requests``: list[RecordedRequest] (seq, method, path, params, body, status, response), every
-  request including websocket handshakes (``api_key`` redacted); ``requests_to(method, path)``
-  filters them (path is an fnmatch pattern: ``"/channels/*/variable"``);
+  ``requests``: list[RecordedRequest] (seq, method, path, params, body, status, response, via),
+  every request including websocket handshakes (``api_key`` redacted) and REST requests sent on a
+  websocket (``via="websocket"``); ``requests_to(method, path, via=None)`` filters them (path is an
+  fnmatch pattern: ``"/channels/*/variable"``); ``rest_responses``: list[SentEvent], the
+  ``RESTResponse`` frames written (not in ``sent``);
   ``sent``: list[SentEvent] (seq, application, event dict), every frame written to a websocket;
   ``sent_types(application=None)``; ``seq`` orders requests and events (StasisEnd < the 204);
   ``channels`` / ``channel(id)``: :class:`FakeChannel` (``variables``, ``continued``,
@@ -60,11 +65,12 @@ Channel fields (for ``stasis_start``, ``create_channel``, ``dial``): ``id``, ``n
 ``creationtime``, ``language``.
 
 Faults: ``add_fault(method=None, path="*", status=None, message=..., delay=0.0, hang=False,
-disconnect=False, times=1) -> Fault`` (see :class:`Fault`); ``clear_faults()``.
+disconnect=False, times=1, via=None) -> Fault`` (see :class:`Fault`; ``via="http"`` or
+``"websocket"`` limits it to one way of sending); ``clear_faults()``.
 
 REST operations modelled (others of the spec answer 501): channels list, get, hangup (DELETE,
 ``reason_code``/``reason``), continue, answer, play, variable GET/POST, variables POST;
-applications list, get, subscription POST/DELETE, eventFilter PUT. Answers as Asterisk 22:
+applications list, get, subscription POST/DELETE, eventFilter PUT; asterisk ping. Answers as Asterisk 22:
 404 ``Channel not found``, 409 ``Channel not in Stasis application``, 412 for Down/Ringing
 channels, 422 for subscriptions, 401 without credentials (basic auth or ``api_key``, on REST and
 websocket alike, as res_ari.c accepts both).
@@ -117,12 +123,16 @@ class FakeAri:
         strict_params: bool = True,
         known_contexts: set[str] | None = None,
         playback_seconds: float = 0.05,
+        rest_over_websocket: bool = True,
     ) -> None:
         self.username = username
         self.password = password
         self.strict_params = strict_params
         self.known_contexts = known_contexts
         self.playback_seconds = playback_seconds
+        self.rest_over_websocket = rest_over_websocket
+        """Answer ``RESTRequest`` frames on events websockets (Asterisk 22.4+); False: an older
+        Asterisk, which reads them and never answers. May be changed at any time."""
         self.world = World(asterisk_id)
         self.pbx = Pbx(self.world)
         self.requests: list[RecordedRequest] = []
@@ -182,16 +192,26 @@ class FakeAri:
         """Every event frame written to a websocket, in order."""
         return self.world.sent
 
+    @property
+    def rest_responses(self) -> list[SentEvent]:
+        """Every ``RESTResponse`` written to a websocket (REST over the websocket), in order."""
+        return self.world.rest_responses
+
     def channel(self, channel_id: str) -> FakeChannel:
         """The channel ``channel_id`` (KeyError if it never existed)."""
         return self.world.channels[channel_id]
 
-    def requests_to(self, method: str | None = None, path: str = "*") -> list[RecordedRequest]:
-        """Recorded requests with this method (None: any) and path (fnmatch pattern)."""
+    def requests_to(
+        self, method: str | None = None, path: str = "*", *, via: str | None = None
+    ) -> list[RecordedRequest]:
+        """Recorded requests with this method (None: any) and path (fnmatch pattern), sent over
+        ``via`` (``http`` or ``websocket``; None: either)."""
         return [
             r
             for r in self.requests
-            if (method is None or r.method == method) and fnmatch.fnmatchcase(r.path, path)
+            if (method is None or r.method == method)
+            and fnmatch.fnmatchcase(r.path, path)
+            and (via is None or r.via == via)
         ]
 
     def sent_types(self, application: str | None = None) -> list[str]:
@@ -226,9 +246,10 @@ class FakeAri:
         hang: bool = False,
         disconnect: bool = False,
         times: int | None = 1,
+        via: str | None = None,
     ) -> Fault:
-        """Inject a :class:`Fault` into the requests that match ``method`` and ``path``."""
-        fault = Fault(method, path, status, message, delay, hang, disconnect, times)
+        """Inject a :class:`Fault` into the requests that match ``method``, ``path`` and ``via``."""
+        fault = Fault(method, path, status, message, delay, hang, disconnect, times, via)
         self.faults.append(fault)
         return fault
 

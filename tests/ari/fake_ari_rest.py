@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from fake_ari_pbx import Pbx
 from fake_ari_spec import Operation
-from fake_ari_world import Continued, FakeChannel, World
+from fake_ari_world import Continued, FakeChannel, World, ari_time
 
 Reply = tuple[int, object]
 _LEADING_INT = re.compile(r"\s*([+-]?\d+)")
@@ -244,7 +244,14 @@ async def channels_set_vars(call: Call) -> Reply:
     return 204, None
 
 
+async def asterisk_ping(call: Call) -> Reply:
+    """``GET /asterisk/ping``: an ``AsteriskPing``."""
+    return 200, {"asterisk_id": call.world.asterisk_id, "ping": "pong", "timestamp": ari_time()}
+
+
 Handler = Callable[[Call], Awaitable[Reply]]
+
+ASTERISK_HANDLERS: dict[tuple[str, str], Handler] = {("asterisk", "ping"): asterisk_ping}
 
 CHANNEL_HANDLERS: dict[tuple[str, str], Handler] = {
     ("channels", "list"): channels_list,

@@ -205,6 +205,8 @@ class World:
         self.apps: dict[str, AppState] = {}
         self.sockets: list[Socket] = []
         self.sent: list[SentEvent] = []
+        self.rest_responses: list[SentEvent] = []
+        """``RESTResponse`` frames written (REST over the websocket), apart from the events."""
         self.seq = itertools.count(1)
         self._ids = itertools.count(1)
 
@@ -262,7 +264,7 @@ class World:
         involved = list(channels)
         for socket, app in self._recipients(event_type, involved, bridge, only_app):
             copy = {**event, "application": app}
-            await self._send(socket, app, copy)
+            await self.send(socket, app, copy, self.sent)
 
     def _recipients(
         self,
@@ -285,7 +287,8 @@ class World:
                     found.append((socket, app))
         return found
 
-    async def _send(self, socket: Socket, app: str, event: dict[str, object]) -> None:
+    async def send(self, socket: Socket, app: str, event: dict[str, object], log: list[SentEvent]) -> None:
+        """Write ``event`` to ``socket`` (for ``app``) and note it in ``log`` once written."""
         frame = json.dumps(event, separators=(",", ":"))
         async with socket.lock:
             if not socket.open or socket.ws.closed:
@@ -295,7 +298,7 @@ class World:
             except ConnectionError:
                 socket.open = False
                 return
-        self.sent.append(SentEvent(next(self.seq), app, event))
+        log.append(SentEvent(next(self.seq), app, event))
 
 
 def _subscribed(app: str, channels: list[FakeChannel], bridge: FakeBridge | None) -> bool:
