@@ -9,11 +9,12 @@ same :class:`~callshield.gate.Gate` and hangs blocked legs up (:mod:`callshield.
 
 Cheap on the full event stream of a busy PBX (about 80 events per call): after connecting it asks
 Asterisk to send only the event types it uses (``PUT /applications/{app}/eventFilter``: ``Dial``
-and ``ApplicationReplaced``, three frames per call), and drops the other types unparsed anyway;
-without hooks it reads ``Dial`` lean, and drops unparsed what changes nothing for it: ``Dial``
-progress, the end of a leg's dial (:mod:`callshield.ari.guard_stream`). Nothing but a new outbound
-leg leads to store work. State is kept per outbound leg while it rings: from the ``Dial`` that
-starts it to the ``Dial`` that ends it (answered, or a final status such as NOANSWER or CANCEL,
+and ``ApplicationReplaced``, three frames per call, and ``RESTResponse``, see below), and drops
+the other types unparsed anyway; without hooks it reads ``Dial`` lean, and drops unparsed what
+changes nothing for it: ``Dial`` progress, the end of a leg's dial
+(:mod:`callshield.ari.guard_stream`). Nothing but a new outbound leg leads to store work. State
+is kept per outbound leg while it rings: from the ``Dial`` that starts it to the ``Dial`` that
+ends it (answered, or a final status such as NOANSWER or CANCEL,
 which Asterisk publishes for every dialled channel, a hang-up by the guard included:
 ``captures/guard_subscribe_all.jsonl``), else until a channel listing after a reconnect finds it
 gone, and never more than :data:`MAX_LEGS`. (Its ``ChannelDestroyed`` would come later, and is
@@ -26,6 +27,15 @@ every (re)connect the live channels are listed and outbound legs still ringing t
 are checked (Asterisk replays nothing). Other consumers of the same stream (the keypad capture of
 dialer calls) can be attached as ``hooks``: they get every event of the guard's types and of
 ``hook_events``, fully parsed (so with hooks the guard's own events are parsed in full too).
+
+Hang-ups go over the guard's own events websocket (REST over the websocket, Asterisk 20.14, 21.9,
+22.4 and later: no HTTP request, a fraction of its cost) once Asterisk has answered there on the
+current connection: after the event filter is set (it must allow ``RESTResponse``, or Asterisk
+drops the answers), a ``GET /asterisk/ping`` goes over the websocket, in a task of its own (the
+answer is read by the task that reads the stream). Answered within :data:`PROBE_WITHIN` s: the
+hang-ups of this connection go over it; else (an older Asterisk never answers) over HTTP, as they
+do while the probe waits. One INFO line per connection says which. A websocket hang-up that gets
+no answer is sent over HTTP at once (:mod:`callshield.ari.guard_act`).
 """
 
 from __future__ import annotations
@@ -45,7 +55,7 @@ from callshield.ari.guard_ledger import GateLedger
 from callshield.ari.guard_legs import LegMatcher, OutboundLeg, exten_number, ringing_leg
 from callshield.ari.guard_stream import DIAL_ENDS, FINAL_DIALSTATUS, DialSeen, GuardStream
 from callshield.ari.models import Channel
-from callshield.ari.websocket import EventStream
+from callshield.ari.websocket import REST_RESPONSE, EventStream
 from callshield.errors import PeerError
 from callshield.gate import Gate, Verdict, utc_now
 from callshield.guard_config import GuardSettings
@@ -57,7 +67,11 @@ __all__ = ["GUARD_EVENTS", "EventHook", "GateLedger", "GuardApp", "seen_of"]
 log = logging.getLogger(__name__)
 
 GUARD_EVENTS = frozenset({"Dial", "ApplicationReplaced"})
-"""The event types the guard itself uses (parsed, and asked of Asterisk's event filter)."""
+"""The event types the guard itself parses (asked of Asterisk's event filter, with ``RESTResponse``
+when its hang-ups may go over the websocket: :meth:`GuardApp.filter_types`)."""
+PROBE_WITHIN = 1.0
+"""Seconds Asterisk has to answer the ``GET /asterisk/ping`` sent over each new connection's
+websocket before the connection's hang-ups are left to HTTP."""
 MAX_LEGS = 100_000
 """Bound on the ringing legs remembered, should the ``Dial`` that ends one be lost."""
 YIELD_EVERY = 32
@@ -89,6 +103,7 @@ class GuardApp(AriConnection):
         hooks: Sequence[EventHook] = (),
         hook_events: Iterable[str] = (),
         server_filter: bool = True,
+        rest_over_websocket: bool = True,
         backoff: Backoff | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -98,6 +113,8 @@ class GuardApp(AriConnection):
         self._hooks = tuple(hooks)
         self._wanted = GUARD_EVENTS | frozenset(hook_events)
         self._server_filter = server_filter
+        self._rest_over_websocket = rest_over_websocket
+        """Try hang-ups over the events websocket (module docstring); False: HTTP only."""
         self._filter_refused = False
         self._legs: dict[str, None] = {}
         """Outbound legs ringing (module docstring), shared with the :class:`GuardStream`."""
@@ -186,14 +203,40 @@ class GuardApp(AriConnection):
             log.exception("guard %s: deciding leg %s failed; blocking it", self.name, leg.channel_id)
             return self.judge.failed(number)
 
+    @property
+    def filter_types(self) -> list[str]:
+        """The types asked of Asterisk's event filter: those parsed, and ``RESTResponse`` when
+        hang-ups may go over the websocket."""
+        extra = {REST_RESPONSE} if self._rest_over_websocket else set()
+        return sorted(self._wanted | extra)
+
     async def _after_connect(self) -> None:
+        stream = self._stream
+        self.judge.over = None  # a new connection: over HTTP until Asterisk answers on this one
         if self._server_filter:
             await self._set_filter()
+        if self._rest_over_websocket and stream is not None:
+            self._spawn(self._probe(stream))  # not awaited: answered while _consume reads the stream
+        else:
+            log.info("guard %s: hang-ups go over HTTP", self.name)
         await self._recover()
+
+    async def _probe(self, stream: EventStream) -> None:
+        """Hang-ups go over ``stream`` if Asterisk answers a ``GET /asterisk/ping`` sent on it
+        within :data:`PROBE_WITHIN` s (after the event filter allows the answer), else over HTTP."""
+        try:
+            await self._client.ping(over=stream, time_limit=PROBE_WITHIN)
+        except PeerError as e:
+            if stream is self._stream:
+                log.info("guard %s: hang-ups go over HTTP (REST over the event websocket: %s)", self.name, e)
+            return
+        if stream is self._stream and stream.connected:
+            self.judge.over = stream
+            log.info("guard %s: hang-ups go over the event websocket", self.name)
 
     async def _set_filter(self) -> None:
         try:
-            await self._client.set_event_filter(allowed=sorted(self._wanted), app=self.app)
+            await self._client.set_event_filter(allowed=self.filter_types, app=self.app)
         except PeerError as e:
             if not self._filter_refused:
                 log.warning("guard %s: no event filter (%s); every event is filtered here", self.name, e)

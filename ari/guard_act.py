@@ -10,6 +10,12 @@
 3. Allowed: one INFO line. Blocked: :meth:`LegJudge.block` hangs the leg up at once (``DELETE
    /channels/{id}``, Q.850 cause 21: the INVITE is cancelled while the far end rings), then logs
    one WARNING and writes an audit record ``bypass-blocked``. Numbers appear masked only.
+
+The ``DELETE`` goes over the guard's events websocket (REST over the websocket) when
+:attr:`LegJudge.over` is set, i.e. Asterisk answered there on the current connection; else over
+HTTP. A websocket ``DELETE`` that gets no answer in time, or whose websocket is lost, is sent again
+over HTTP at once (a channel already gone then answers 404: "it had already ended"); error statuses
+are retried as over HTTP. A leg is never let through for want of an answer.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from callshield.ari.client import AriClient
 from callshield.ari.gate import BLOCK_CAUSE
 from callshield.ari.guard_ledger import GateLedger
 from callshield.ari.guard_legs import OutboundLeg
-from callshield.errors import AriRequestError, CallShieldError, NumberError, PeerError
+from callshield.ari.websocket import EventStream
+from callshield.errors import AriRequestError, CallShieldError, NumberError, PeerError, PeerUnavailable
 from callshield.gate import Gate, Verdict, utc_now
 from callshield.logsetup import InfoLine
 from callshield.models import Action
@@ -92,6 +99,9 @@ class LegJudge:
         digits (configured otherwise, it reads them itself: its reading decides)."""
         self.counts: Counter[str] = Counter()
         """Legs by outcome: ``gated``, ``allowed``, ``blocked``."""
+        self.over: EventStream | None = None
+        """The events websocket that hang-ups go over (Asterisk answered REST requests on it);
+        None: over HTTP. Set and cleared by the guard per connection."""
 
     def resolve(self, leg: OutboundLeg) -> Resolved:
         """The leg's number read like the gate reads it; unreadable: masked only."""
@@ -157,7 +167,7 @@ class LegJudge:
         """DELETE the leg with cause 21 (retried on ARI failures); says how it went."""
         for attempt in range(1, HANGUP_ATTEMPTS + 1):
             try:
-                await self._client.hangup(channel_id, reason_code=BLOCK_CAUSE)
+                await self._delete(channel_id)
                 return HUNG_UP
             except AriRequestError as e:
                 if e.status == 404:
@@ -169,6 +179,23 @@ class LegJudge:
                 await asyncio.sleep(RETRY_DELAY * attempt)
         log.error("guard %s: could not hang up leg %s (%s)", self.name, channel_id, error)
         return "the hang-up failed"
+
+    async def _delete(self, channel_id: str) -> None:
+        """One ``DELETE`` of the leg: over the websocket if :attr:`over`, and over HTTP if that
+        one got no answer (an error status is raised as it came)."""
+        stream = self.over
+        if stream is not None and stream.connected:
+            try:
+                await self._client.hangup(channel_id, reason_code=BLOCK_CAUSE, over=stream)
+                return
+            except PeerUnavailable as e:
+                log.warning(
+                    "guard %s: hang-up of leg %s over the event websocket: %s; sending it over HTTP",
+                    self.name,
+                    channel_id,
+                    e,
+                )
+        await self._client.hangup(channel_id, reason_code=BLOCK_CAUSE)
 
     async def _audit(self, leg: OutboundLeg, verdict: Verdict, hung_up: bool) -> None:
         detail = {

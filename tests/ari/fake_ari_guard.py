@@ -52,9 +52,13 @@ async def guarding(
     ledger: GateLedger | None = None,
     strict: bool = False,
     backoff: Backoff | None = None,
+    rest_over_websocket: bool = False,
     **options: Any,
 ) -> AsyncIterator[GuardApp]:
-    """A running guard, connected, its event filter set and its first channel listing done."""
+    """A running guard, connected, its event filter set and its first channel listing done.
+
+    Its hang-ups go over HTTP unless ``rest_over_websocket`` (then over the websocket once the
+    guard's probe is answered: see :func:`rest_ready`)."""
     listings = len(fake.requests_to("GET", "/channels"))
     guard = GuardApp(
         "pbx1",
@@ -65,6 +69,7 @@ async def guarding(
         RULES,
         GateLedger() if ledger is None else ledger,
         backoff=backoff or Backoff(0.05, 0.2),
+        rest_over_websocket=rest_over_websocket,
         **options,
     )
     task = asyncio.create_task(guard.run())
@@ -87,6 +92,12 @@ async def audit_of(store: ShieldStore, count: int = 1, within: float = 5.0) -> l
             await asyncio.sleep(0.005)
 
 
-def hangups(fake: FakeAri) -> list[tuple[str, str | None]]:
-    """(path, reason_code) of every DELETE /channels/{id} the guard sent."""
-    return [(r.path, r.params.get("reason_code")) for r in fake.requests_to("DELETE", "/channels/*")]
+def hangups(fake: FakeAri, via: str | None = None) -> list[tuple[str, str | None]]:
+    """(path, reason_code) of every DELETE /channels/{id} the guard sent (over ``via``: ``http``,
+    ``websocket``; None: either)."""
+    return [(r.path, r.params.get("reason_code")) for r in fake.requests_to("DELETE", "/channels/*", via=via)]
+
+
+async def rest_ready(guard: GuardApp, within: float = 5.0) -> None:
+    """Wait until the guard's hang-ups go over its events websocket (its probe was answered)."""
+    await until(lambda: guard.judge.over is not None, within)
