@@ -45,6 +45,7 @@ __all__ = [
     "GuardStream",
     "dial_progress",
     "lean_event",
+    "leg_start",
     "peer_of",
     "plain_type",
 ]
@@ -65,6 +66,16 @@ _FIRST_ID = re.compile(r'[ \t\n\r]*:[ \t\n\r]*\{[ \t\n\r]*"id"[ \t\n\r]*:[ \t\n\
 """After ``"peer"``: an object whose first key is ``id``, with a string value without escapes."""
 _PLAIN_VALUE = re.compile(r'[ \t\n\r]*:[ \t\n\r]*"([^"\\]*)"')
 """After a key: the colon and a string value without escapes (JSON whitespace only)."""
+_LEG_HEAD = re.compile(
+    r'\{"type":"Dial","timestamp":"([^"\\]*)","dialstatus":"","forward":"[^"\\]*","dialstring":"([^"\\]*)",'
+    r'(?:"caller":\{"id":"([^"\\]*)",)?'
+)
+"""The start of a leg's ``Dial`` as Asterisk writes it, up to the caller's id (an origination has
+no caller: its ``peer`` follows)."""
+_PEER_HEAD = re.compile(r'"peer":\{"id":"([^"\\]*)","name":"([^"\\]*)",')
+_PEER_EXTEN = re.compile(r',"dialplan":\{"context":"[^"\\]*","exten":"([^"\\]*)",')
+_TAIL = re.compile(r',"asterisk_id":"([^"\\]*)","application":"([^"\\]*)"\}')
+"""The end of every event Asterisk writes to an application."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,6 +191,54 @@ def _lean_dial(obj: dict[str, object]) -> Event | None:
     )
 
 
+def leg_start(frame: str) -> DialSeen | None:
+    """A leg's starting ``Dial`` read in Asterisk's own layout, without decoding; None in any
+    other layout (then :func:`lean_event` decodes it).
+
+    Asterisk writes a ``Dial`` as ``{"type","timestamp","dialstatus","forward","dialstring",
+    "caller"?,"peer","forwarded"?,"asterisk_id","application"}`` and a channel as ``{"id","name",
+    "state","protocol_id","caller":{...},"connected":{...},"accountcode","dialplan":{"context",
+    "exten",...},...}`` (captures/*.jsonl). Without a backslash in the frame no string holds a
+    quote, so each pattern below matches keys and values, never text inside a string. Anchored at
+    the first character, the head is the event's own keys; the tail, ending at the last
+    character, is its last two. Between them only the spec's channel model is relied on: no key of
+    a channel (nor of its caller, connected or dialplan objects; variables are strings) is a
+    ``peer`` holding an object, so the first ``},"peer":{"id":"`` after the caller's id closes the
+    caller and opens the event's peer, and a channel holds one ``dialplan``, so the first after the
+    peer's name is the peer's. As everywhere here, keys are taken to be unique (RFC 8259).
+    """
+    if "\\" in frame:
+        return None
+    head = _LEG_HEAD.match(frame)
+    if head is None:
+        return None
+    caller_id = head.group(3)
+    at = head.end()
+    if caller_id is not None:
+        at = frame.find('},"peer":{"id":"', at) + 2
+        if at < 2:
+            return None
+    peer = _PEER_HEAD.match(frame, at)
+    if peer is None:
+        return None
+    exten = _PEER_EXTEN.search(frame, peer.end())
+    end = frame.rfind(',"asterisk_id":"')
+    tail = _TAIL.match(frame, end) if end > 0 else None
+    if exten is None or tail is None or tail.end() != len(frame):
+        return None
+    return DialSeen(
+        application=tail.group(2),
+        timestamp=head.group(1),
+        asterisk_id=tail.group(1),
+        peer_id=peer.group(1),
+        peer_name=peer.group(2),
+        peer_exten=exten.group(1),
+        dialstatus="",
+        caller_id=caller_id,
+        dialstring=head.group(2),
+    )
+
+
 def _decode(frame: str) -> object:
     """``json.loads(frame)``, straight through the decoder's C scanner when the frame is one JSON
     value from its first character to its last (as Asterisk writes them), else by ``json.loads``."""
@@ -225,6 +284,10 @@ class GuardStream(EventStream):
             status = _sole_value(frame, '"dialstatus"')
         else:
             status = ""  # not a Dial, or in doubt: decoded
+        if status == "" and head is not None:
+            start = leg_start(frame)
+            if start is not None:
+                return start
         if status is None or status == "" or not self._dial_dropped(frame, status):
             return self._decoded(frame)
         return None

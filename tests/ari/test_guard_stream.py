@@ -21,6 +21,7 @@ from callshield.ari.guard_stream import (
     GuardStream,
     dial_progress,
     lean_event,
+    leg_start,
 )
 from callshield.ari.websocket import EventStream
 from callshield.store.base import ShieldStore
@@ -50,11 +51,13 @@ def test_every_captured_frame_reads_as_the_full_parser_reads_it(frame: Frame) ->
     assert dial_progress(frame.raw) == is_progress(frame.raw)
     lean = lean_event(frame.raw)
     head = DIAL_HEAD.match(frame.raw)
+    start = leg_start(frame.raw)
     if isinstance(full, Dial):
         assert lean == seen_of(full)
         assert head is not None and head.group(1) == full.dialstatus  # Asterisk's layout, always
+        assert start == (lean if full.dialstatus == "" else None)  # every start read at once
     else:
-        assert lean is None and head is None
+        assert lean is None and head is None and start is None
 
 
 def shuffled(value: object, rng: random.Random) -> object:
@@ -98,6 +101,8 @@ def test_reordered_spaced_and_escaped_dials_are_never_dropped_when_they_start_a_
             assert lean_event(text) == lean_event(frame.raw), name
             head = DIAL_HEAD.match(text)
             assert head is None or head.group(1) == frame.data["dialstatus"], (name, text)
+            start = leg_start(text)
+            assert start is None or start == lean_event(frame.raw), (name, text)
     progress = sum(is_progress(f.raw) for f in DIALS)
     assert progress >= 9 and plain_drops >= 3 * progress
 
@@ -244,3 +249,59 @@ def test_a_frame_is_decoded_exactly_as_json_loads_decodes_it() -> None:
         assert lean_event(equal) == expected
     for broken in (raw + "x", raw + "{}", "\ufeff" + raw, raw[:-1], "", " ", "[1]", '"Dial"', "1e999"):
         assert lean_event(broken) is None
+
+
+WORDS = [
+    "peer",
+    "id",
+    "name",
+    "dialplan",
+    "context",
+    "exten",
+    "caller",
+    "asterisk_id",
+    "application",
+    "dialstring",
+    "type",
+    "Dial",
+    "5557001",
+    "PJSIP/carrier-00000009",
+    "{",
+    "}",
+    ",",
+    ":",
+    "[",
+    "]",
+    " ",
+]
+
+
+def random_vars(rng: random.Random) -> dict[str, str]:
+    """Channel variables (ari.conf ``channelvars``: any names, any values) made of the very words
+    and punctuation the layout reading looks for."""
+
+    def text() -> str:
+        return "".join(rng.choice(WORDS) for _ in range(rng.randrange(0, 6)))
+
+    return {text() or "v": text() for _ in range(rng.randrange(1, 4))}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_start_read_in_asterisks_layout_is_the_decoders_reading_or_none(seed: int) -> None:
+    rng = random.Random(seed)
+    starts = [f for f in DIALS if f.data["dialstatus"] == ""]
+    read = 0
+    for _ in range(400):
+        data = json.loads(rng.choice(starts).raw)
+        for key in ("caller", "peer"):
+            if key in data and rng.random() < 0.7:
+                data[key] = {**data[key], "channelvars": random_vars(rng)}  # last, as Asterisk writes it
+        if rng.random() < 0.2:
+            data["peer"]["dialplan"]["exten"] = rng.choice(WORDS)
+        text = json.dumps(data, separators=(",", ":"))
+        start = leg_start(text)
+        assert start is None or start == lean_event(text), text
+        read += start is not None
+        if "\\" not in text:
+            assert start is not None, text  # Asterisk's layout: always read at once
+    assert read >= 300
