@@ -5,12 +5,13 @@ dropped by :class:`~callshield.ari.websocket.EventStream`'s type test before any
 the guard wants ``Dial`` only (and ``ApplicationReplaced``), and :class:`GuardStream` goes
 further with those:
 
-* A ``Dial`` is first read against the head Asterisk writes (:data:`DIAL_HEAD`:
-  ``{"type":"Dial","timestamp":"...","dialstatus":"RINGING",``), anchored at the frame's first
-  character: when it matches, the event's own ``type`` and ``dialstatus`` are those, for JSON
-  whose objects have unique keys (RFC 8259 section 4; jansson, Asterisk's encoder, cannot write a
-  duplicate). A frame laid out otherwise is read by :func:`dial_progress`'s byte test, exact for
-  any JSON, or decoded.
+* A ``Dial`` is first read in the layout Asterisk writes (:func:`leg_start`: its head
+  ``{"type":"Dial","timestamp":"...","dialstatus":"RINGING",...``, anchored at the frame's first
+  character, and past it the channel model of the specification), for JSON whose objects have
+  unique keys (RFC 8259 section 4; jansson, Asterisk's encoder, cannot write a duplicate). A leg's
+  start is read so, without decoding; the peer of a ``Dial`` that ends a leg too. A frame laid out
+  otherwise is read by :data:`DIAL_HEAD` (the head alone), or :func:`dial_progress`'s byte test,
+  exact for any JSON, or decoded.
 * ``Dial`` progress frames are dropped without parsing: a new leg is announced by a ``Dial`` with
   an empty ``dialstatus`` (Asterisk publishes the start of a dial with a NULL status, serialised as
   ``""``; progress and the end carry RINGING, PROGRESS, BUSY, NOANSWER, ...). A leg whose start
@@ -18,11 +19,10 @@ further with those:
   every connect, as before; ``ANSWER`` is kept, for a leg answered before that listing.
 * Sharing the guard's ringing legs (:attr:`GuardStream.legs`), it also ends the entry of a known
   leg whose ``Dial`` ends (``ANSWER`` or a final status), and drops that frame: it changes nothing
-  else for the guard. The peer's id is read without decoding (:func:`peer_of`, exact or the frame
-  is decoded). What is left is about one frame per leg, its start, decoded at once into
+  else for the guard. What is left is about one frame per leg, its start, read into
   :class:`DialSeen` (the guard needs 6 fields of a ``Dial``, not its three full channel
-  snapshots). Only the fields the guard uses are checked; a frame without them (or of the wrong
-  types) goes to the full parser, which skips it as malformed.
+  snapshots). Decoded, only the fields the guard uses are checked; a frame without them (or of
+  the wrong types) goes to the full parser, which skips it as malformed.
 
 Other types are parsed in full. The guard opens this stream only when it has no hooks (they get
 full events).
@@ -66,12 +66,12 @@ _FIRST_ID = re.compile(r'[ \t\n\r]*:[ \t\n\r]*\{[ \t\n\r]*"id"[ \t\n\r]*:[ \t\n\
 """After ``"peer"``: an object whose first key is ``id``, with a string value without escapes."""
 _PLAIN_VALUE = re.compile(r'[ \t\n\r]*:[ \t\n\r]*"([^"\\]*)"')
 """After a key: the colon and a string value without escapes (JSON whitespace only)."""
-_LEG_HEAD = re.compile(
-    r'\{"type":"Dial","timestamp":"([^"\\]*)","dialstatus":"","forward":"[^"\\]*","dialstring":"([^"\\]*)",'
-    r'(?:"caller":\{"id":"([^"\\]*)",)?'
+_LAYOUT = re.compile(
+    r'\{"type":"Dial","timestamp":"([^"\\]*)","dialstatus":"([^"\\]*)","forward":"[^"\\]*",'
+    r'"dialstring":"([^"\\]*)",(?:"caller":\{"id":"([^"\\]*)",)?'
 )
-"""The start of a leg's ``Dial`` as Asterisk writes it, up to the caller's id (an origination has
-no caller: its ``peer`` follows)."""
+"""A ``Dial`` as Asterisk writes it, up to the caller's id (an origination has no caller: its
+``peer`` follows); see :func:`leg_start`."""
 _PEER_HEAD = re.compile(r'"peer":\{"id":"([^"\\]*)","name":"([^"\\]*)",')
 _PEER_EXTEN = re.compile(r',"dialplan":\{"context":"[^"\\]*","exten":"([^"\\]*)",')
 _TAIL = re.compile(r',"asterisk_id":"([^"\\]*)","application":"([^"\\]*)"\}')
@@ -207,18 +207,13 @@ def leg_start(frame: str) -> DialSeen | None:
     caller and opens the event's peer, and a channel holds one ``dialplan``, so the first after the
     peer's name is the peer's. As everywhere here, keys are taken to be unique (RFC 8259).
     """
-    if "\\" in frame:
-        return None
-    head = _LEG_HEAD.match(frame)
-    if head is None:
-        return None
-    caller_id = head.group(3)
-    at = head.end()
-    if caller_id is not None:
-        at = frame.find('},"peer":{"id":"', at) + 2
-        if at < 2:
-            return None
-    peer = _PEER_HEAD.match(frame, at)
+    head = _LAYOUT.match(frame) if "\\" not in frame else None
+    return _start_of(frame, head) if head is not None and head.group(2) == "" else None
+
+
+def _start_of(frame: str, head: re.Match[str]) -> DialSeen | None:
+    """:func:`leg_start` past its head (``frame`` without a backslash)."""
+    peer = _peer_of(frame, head)
     if peer is None:
         return None
     exten = _PEER_EXTEN.search(frame, peer.end())
@@ -234,9 +229,19 @@ def leg_start(frame: str) -> DialSeen | None:
         peer_name=peer.group(2),
         peer_exten=exten.group(1),
         dialstatus="",
-        caller_id=caller_id,
-        dialstring=head.group(2),
+        caller_id=head.group(4),
+        dialstring=head.group(3),
     )
+
+
+def _peer_of(frame: str, head: re.Match[str]) -> re.Match[str] | None:
+    """The peer's id and name after a :data:`_LAYOUT` head (see :func:`leg_start`)."""
+    at = head.end()
+    if head.group(4) is not None:  # a caller: the peer follows it
+        at = frame.find('},"peer":{"id":"', at) + 2
+        if at < 2:
+            return None
+    return _PEER_HEAD.match(frame, at)
 
 
 def _decode(frame: str) -> object:
@@ -269,26 +274,28 @@ class GuardStream(EventStream):
 
     legs: MutableMapping[str, None] | None = None
     """The guard's ringing outbound legs, when it shares them: the ``Dial`` that ends one of them
-    (answered, or a final status) ends its entry here and is dropped (the peer's id read by
-    :func:`peer_of`); it changes nothing else for the guard."""
+    (answered, or a final status) ends its entry here and is dropped (the peer's id read in
+    Asterisk's layout as by :func:`leg_start`, or else by :func:`peer_of`); it changes nothing else
+    for the guard."""
     progress_dropped = 0
     """``Dial`` progress frames dropped unparsed."""
     known_dropped = 0
     """``Dial`` ends of known legs dropped (their entry ended)."""
 
     def _parse(self, frame: str) -> Event | None:
-        head = DIAL_HEAD.match(frame)
-        if head is not None:
-            status: str | None = head.group(1)
+        layout = _LAYOUT.match(frame) if "\\" not in frame else None
+        if layout is not None:  # as Asterisk writes it
+            status: str | None = layout.group(2)
+            if status == "":
+                start = _start_of(frame, layout)
+                return start if start is not None else self._decoded(frame)
+        elif (head := DIAL_HEAD.match(frame)) is not None:
+            status = head.group(1)
         elif plain_type(frame) == "Dial":  # another layout: the exact byte test
             status = _sole_value(frame, '"dialstatus"')
         else:
             status = ""  # not a Dial, or in doubt: decoded
-        if status == "" and head is not None:
-            start = leg_start(frame)
-            if start is not None:
-                return start
-        if status is None or status == "" or not self._dial_dropped(frame, status):
+        if status is None or status == "" or not self._dial_dropped(frame, status, layout):
             return self._decoded(frame)
         return None
 
@@ -296,14 +303,19 @@ class GuardStream(EventStream):
         event = lean_event(frame)
         return event if event is not None else super()._parse(frame)
 
-    def _dial_dropped(self, frame: str, status: str) -> bool:
-        """Whether the ``Dial`` with this (non-empty) ``status`` is dropped unparsed."""
+    def _dial_dropped(self, frame: str, status: str, layout: re.Match[str] | None) -> bool:
+        """Whether the ``Dial`` with this (non-empty) ``status`` is dropped unparsed (``layout``:
+        its :data:`_LAYOUT` head, when written as Asterisk writes it)."""
         if status not in DIAL_ENDS:
             self.progress_dropped += 1
             return True
         legs = self.legs
         if legs is not None:
-            peer = peer_of(frame)
+            if layout is not None:
+                found = _peer_of(frame, layout)
+                peer = found.group(1) if found is not None else None
+            else:
+                peer = peer_of(frame)
             if peer is not None and peer in legs:  # a known leg: its entry ends here
                 del legs[peer]
                 self.known_dropped += 1

@@ -7,13 +7,16 @@ other layouts)."""
 from __future__ import annotations
 
 import json
+import random
 
+import aiohttp
 import pytest
 from ari_captures import Frame, all_frames
-from callshield.ari.guard_stream import DialSeen, GuardStream, peer_of
+from callshield.ari.guard_stream import DIAL_ENDS, DialSeen, GuardStream, peer_of
 from fake_ari import FakeAri
 from fake_ari_guard import APP, client_for
-from test_guard_stream import dial_frame, escaped, guard_stream, start_dial, variants
+from test_guard_stream import dial_frame, escaped, guard_stream, random_vars, start_dial, variants
+from yarl import URL
 
 CAPTURED = all_frames()
 DIALS = [f for f in CAPTURED if f.type == "Dial"]
@@ -102,3 +105,35 @@ async def test_a_stream_sharing_legs_ends_known_legs_with_their_dial(fake_ari: F
     assert [(e.peer_id, e.dialstatus) for e in seen] == [("1795849090.9", "ANSWER"), ("1795849090.1", "")]
     assert stream.legs == {"1795849090.5": None}
     assert stream.known_dropped == 2 and stream.progress_dropped == 2 and stream.malformed == 0
+
+
+ENDS = [f for f in DIALS if f.data["dialstatus"] in DIAL_ENDS]
+
+
+def with_random_vars(frame: Frame, rng: random.Random) -> str:
+    data = json.loads(frame.raw)
+    for key in ("caller", "peer"):
+        if key in data:
+            data[key] = {**data[key], "channelvars": random_vars(rng)}
+    return json.dumps(data, separators=COMPACT)
+
+
+async def test_the_end_of_a_known_leg_ends_its_entry_whatever_its_channels_hold() -> None:
+    rng = random.Random(7)
+    assert {f.data["dialstatus"] for f in ENDS} >= {"ANSWER", "NOANSWER"}
+    async with aiohttp.ClientSession() as session:
+        for frame in ENDS * 20:
+            text = with_random_vars(frame, rng)
+            peer = true_peer(text)
+            stream = GuardStream(
+                session, URL("ws://127.0.0.1:1/ari/events"), (APP,), heartbeat=None, connect_timeout=1.0
+            )
+            stream.legs = {"1.1": None, str(peer): None}
+            assert stream._parse(text) is None, text  # known: dropped, its entry ended
+            assert stream.legs == {"1.1": None}
+            unknown = stream._parse(text)  # not known any more
+            if frame.data["dialstatus"] == "ANSWER":
+                assert isinstance(unknown, DialSeen) and unknown.peer_id == peer  # answered unseen: read
+            else:
+                assert unknown is None  # over, unknown: nothing to stop
+            assert stream.legs == {"1.1": None}
