@@ -68,7 +68,9 @@ class AriConnection(abc.ABC):
 
     @abc.abstractmethod
     async def _after_connect(self) -> None:
-        """Run (as a task) after each (re)connect."""
+        """Run (as a task, alongside :meth:`_consume`) after each (re)connect. A REST request sent
+        on the stream (:meth:`EventStream.request`) is answered only while :meth:`_consume` reads
+        it: one awaited here is answered once :meth:`_consume` runs, not before."""
 
     async def run(self) -> None:
         """Connect, consume, reconnect; returns only after :meth:`stop`."""

@@ -231,14 +231,13 @@ class EventStream:
         request_id = str(next(self._request_ids))
         uri = relative_uri(path, params)
         frame = json.dumps({"type": "RESTRequest", "request_id": request_id, "method": method, "uri": uri})
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[RestResponse] = loop.create_future()
+        answer: asyncio.Future[RestResponse] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = answer
-        timer = loop.call_later(limit, _expire, answer)
         started = time.perf_counter()
         try:
-            await ws.send_str(frame)
-            response = await answer
+            async with asyncio.timeout(limit):  # the send too: a peer that stops reading blocks it
+                await ws.send_str(frame)
+                response = await answer
         except TimeoutError:
             logger.debug("ARI %s %s over the event websocket: no answer within %.3g s", method, path, limit)
             raise PeerUnavailable(
@@ -248,7 +247,6 @@ class EventStream:
             reason = describe_client_error(exc)
             raise PeerUnavailable(f"ARI {method} {path} over the event websocket failed: {reason}") from None
         finally:
-            timer.cancel()
             self._pending.pop(request_id, None)
         if logger.isEnabledFor(logging.DEBUG):
             elapsed_ms = (time.perf_counter() - started) * 1000
@@ -300,11 +298,6 @@ class EventStream:
             raise exc
         self.malformed += 1
         logger.warning("ARI event frame skipped: %s", exc)
-
-
-def _expire(answer: asyncio.Future[RestResponse]) -> None:
-    if not answer.done():
-        answer.set_exception(TimeoutError())
 
 
 def _type_filter(wanted: Container[str] | None) -> re.Pattern[str] | None:
