@@ -172,7 +172,7 @@ class EventStream:
     async def close(self) -> None:
         """Close the websocket; a pending or later ``__anext__`` ends the iteration."""
         self._closing = True
-        self._fail_pending("the websocket was closed")
+        self._fail_pending("closed")
         if self._ws is not None and not self._ws.closed:
             await self._ws.close()
 
@@ -209,7 +209,7 @@ class EventStream:
                 self._skip(PeerProtocolError("ARI sent a binary websocket frame"))
             elif msg.type in _CLOSED_TYPES:
                 self._done = True
-                self._fail_pending("the websocket was lost")
+                self._fail_pending("lost")
                 if not self._closing:
                     await ws.close()
                     raise PeerUnavailable(f"ARI event websocket lost: {_close_reason(msg, ws)}")
@@ -272,7 +272,7 @@ class EventStream:
             return False
         waiting = self._pending.pop(response.request_id, None) if self._pending is not None else None
         if waiting is None:
-            logger.debug("ARI RESTResponse for no request waiting (request id %r)", response.request_id)
+            logger.debug("ARI RESTResponse for no request waiting (answered after its time limit?)")
         elif not waiting.done():
             waiting.set_result(response)
         return True
@@ -283,7 +283,7 @@ class EventStream:
             return
         for answer in self._pending.values():
             if not answer.done():
-                answer.set_exception(PeerUnavailable(f"ARI event websocket: {why} before the answer"))
+                answer.set_exception(PeerUnavailable(f"ARI event websocket {why} before the answer"))
         self._pending.clear()
 
     def _parse(self, frame: str) -> Event | None:
