@@ -1,7 +1,9 @@
 """Benchmark: the guard on the full event stream of a busy PBX, against a bare websocket reader.
 
 A source process (pinned to one core when there are two) serves the few ARI operations the guard
-uses (events websocket, ``GET /channels``, ``DELETE /channels/{id}``) and writes event frames cut
+uses (events websocket, ``GET /channels``, ``DELETE /channels/{id}``, and REST requests on the
+events websocket as Asterisk 22.4+ answers them: the guard's probe, then its hang-ups, which go
+there once the probe is answered) and writes event frames cut
 from ``dtmf_subscribe_all.jsonl`` (an agent's ``Dial()`` to the carrier): 20 frames per call,
 one outbound leg per call (3 ``Dial`` events, 2 ``ChannelDestroyed``, 15 others: ChannelVarset,
 ChannelCreated, bridges, DTMF, ...), fresh channel ids and a fresh number per call. Calls are 50%
@@ -62,6 +64,7 @@ from callshield.ari.client import AriClient, AriConfig, HangupReason
 from callshield.ari.events import Event
 from callshield.ari.guard import GUARD_EVENTS, GateLedger, GuardApp
 from callshield.ari.guard_stream import DialSeen, GuardStream
+from callshield.ari.websocket import EventStream
 from callshield.gate import Gate
 from callshield.guard_config import GuardSettings
 from callshield.models import Scope
@@ -78,6 +81,8 @@ END = "1795849999.0"
 """The peer of the ``Dial`` that ends every pass: an agent's phone, no outbound leg (the guard
 reads it and has nothing to do); a reader has handled the pass when it has handled this."""
 KINDS = (("gated", 0.50), ("clean", 0.45), ("shielded", 0.05))
+ASTERISK_ID, STAMP = "02:fc:00:00:00:01", "2026-11-28T06:38:51.793+0000"
+"""What the source's ``RESTResponse`` frames carry (REST over the websocket)."""
 PROBE_EVERY = 20
 """Under load, every PROBE_EVERY-th call is a shielded bypass (one per 400 events)."""
 SETTINGS = GuardSettings(enabled=True, trunks=frozenset({"PJSIP/carrier"}))
@@ -159,7 +164,7 @@ class EventSource:
         await ws.prepare(request)
         transport = request.transport
         assert transport is not None
-        reader = asyncio.create_task(_drain(ws))
+        reader = asyncio.create_task(self._requests(ws, transport, request.query["app"]))
         scenarios = {"idle": self._idle, "load": self._load, "filtered": self._filtered}
         await scenarios.get(request.query["app"], self._flood)(transport)
         await _write(transport, self.end_frame())
@@ -228,19 +233,38 @@ class EventSource:
             await asyncio.sleep(0.001)
 
     async def hangup(self, request: web.Request) -> web.Response:
-        peer = request.match_info["id"]
+        self._hung_up(request.match_info["id"])
+        return web.Response(status=204)
+
+    def _hung_up(self, peer: str) -> None:
         self.deleted_at[peer] = time.perf_counter()
         if peer in self.deleted:
             self.deleted[peer].set()
-        return web.Response(status=204)
+
+    async def _requests(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport, app: str) -> None:
+        """Answer the REST requests the guard sends on its events websocket as Asterisk 22.4+ does:
+        a ``RESTResponse`` frame, 204 for a hang-up (noted like the HTTP one), 200 for its ping."""
+        async for msg in ws:
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                continue
+            request = json.loads(msg.data)
+            uri = str(request["uri"]).partition("?")[0]
+            answer: dict[str, object] = {"type": "RESTResponse", "transaction_id": ""}
+            answer["request_id"] = request["request_id"]
+            if request["method"] == "DELETE" and uri.startswith("channels/"):
+                self._hung_up(uri.removeprefix("channels/"))
+                answer.update(status_code=204, reason_phrase="No Content", uri=uri)
+            else:  # the guard's probe, GET asterisk/ping
+                body = json.dumps(
+                    {"asterisk_id": ASTERISK_ID, "ping": "pong", "timestamp": STAMP}, separators=(",", ":")
+                )
+                answer.update(status_code=200, reason_phrase="OK", uri=uri)
+                answer.update(content_type="application/json", message_body=body)
+            answer.update(application=app, timestamp=STAMP, asterisk_id=ASTERISK_ID)
+            await _write(transport, ws_frame(json.dumps(answer, separators=(",", ":"))))
 
     async def results(self, request: web.Request) -> web.Response:
         return web.json_response({"sent": self.sent_at, "deleted": self.deleted_at})
-
-
-async def _drain(ws: web.WebSocketResponse) -> None:
-    async for _ in ws:
-        pass
 
 
 async def _write(transport: asyncio.BaseTransport, data: bytes) -> None:
@@ -282,10 +306,15 @@ class TimedClient(AriClient):
     hangups: dict[str, float]
 
     async def hangup(
-        self, channel_id: str, *, reason_code: int | None = None, reason: HangupReason | None = None
+        self,
+        channel_id: str,
+        *,
+        reason_code: int | None = None,
+        reason: HangupReason | None = None,
+        over: EventStream | None = None,
     ) -> None:
         self.hangups[channel_id] = time.perf_counter()
-        await super().hangup(channel_id, reason_code=reason_code, reason=reason)
+        await super().hangup(channel_id, reason_code=reason_code, reason=reason, over=over)
 
 
 @dataclass
