@@ -198,11 +198,14 @@ class EventStream:
         while not self._done:
             msg = await ws.receive()
             if msg.type is aiohttp.WSMsgType.TEXT:
-                if self._pending is not None and _REST_MARK in msg.data and self._answered(msg.data):
+                data = msg.data
+                if self._prefilter is not None:  # one search: a wanted type, or an answer
+                    kind = self._prefilter.search(data)
+                    if kind is None or (kind[1] == REST_RESPONSE and self._answered(data)):
+                        continue
+                elif self._pending is not None and _REST_MARK in data and self._answered(data):
                     continue
-                if self._prefilter is not None and not self._prefilter.search(msg.data):
-                    continue
-                event = self._parse(msg.data)
+                event = self._parse(data)
                 if event is not None:
                     return event
             elif msg.type is aiohttp.WSMsgType.BINARY:
@@ -301,12 +304,13 @@ class EventStream:
 
 
 def _type_filter(wanted: Container[str] | None) -> re.Pattern[str] | None:
-    """A pattern that finds ``"type":"T"`` for the wanted types T (and Asterisk's MissingParams),
-    whatever the spacing (``pretty = yes`` in ari.conf); None when every frame is wanted."""
+    """A pattern that finds ``"type":"T"`` for the wanted types T (and Asterisk's MissingParams,
+    and ``RESTResponse``: answers to this stream's requests), whatever the spacing (``pretty =
+    yes`` in ari.conf), the type found as its group 1; None when every frame is wanted."""
     if wanted is None or not isinstance(wanted, Collection):
         return None
-    names = sorted({*wanted, "MissingParams"})
-    return re.compile(r'"type"\s*:\s*"(?:' + "|".join(re.escape(n) for n in names) + r')"')
+    names = sorted({*wanted, "MissingParams", REST_RESPONSE})
+    return re.compile(r'"type"\s*:\s*"(' + "|".join(re.escape(n) for n in names) + r')"')
 
 
 def _close_reason(msg: aiohttp.WSMessage, ws: aiohttp.ClientWebSocketResponse) -> str:
