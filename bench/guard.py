@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import io
 import json
 import logging
@@ -60,15 +61,22 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from callshield import logsetup, models
+from callshield.ari.capture import KeypadCapture
 from callshield.ari.client import AriClient, AriConfig, HangupReason
-from callshield.ari.events import Event
-from callshield.ari.guard import GUARD_EVENTS, GateLedger, GuardApp
+from callshield.ari.events import Dial, Event
+from callshield.ari.guard import GUARD_EVENTS, EventHook, GateLedger, GuardApp, seen_of
+from callshield.ari.guard_legs import LegMatcher
 from callshield.ari.guard_stream import DialSeen, GuardStream
 from callshield.ari.websocket import EventStream
+from callshield.capture import RefusalRecorder
+from callshield.config import ShieldPeriods
 from callshield.gate import Gate
 from callshield.guard_config import GuardSettings
+from callshield.journal import Journal
+from callshield.keypad import KeypadCode
 from callshield.models import Scope
 from callshield.numbers import NumberRules
+from callshield.service import DIALER_EVENTS
 from callshield.store.base import NewEntry
 from callshield.store.sqlite import SqliteStore
 
@@ -92,7 +100,9 @@ LEGEND = """\
   stream:  GuardStream as the guard opens it (no hooks, the legs shared), nothing done with the events
   guard:   GuardApp as shipped on every frame (no server-side event filter, no hooks)
   guard/F: GuardApp fed what Asterisk sends with the guard's event filter (3 of 20 frames);
-           counted in PBX events (20 per call), not frames received"""
+           counted in PBX events (20 per call), not frames received
+  guard+capture/F: the same with the dialer keypad capture on its connection, as serve runs it
+           by default ([capture] enabled): its event types too (8 of 20 frames, parsed in full)"""
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,9 @@ def frame_types() -> list[str]:
 
 
 GUARD_PICKS = [i for i, t in enumerate(frame_types()) if t in GUARD_EVENTS]
+CAPTURE_PICKS = [i for i, t in enumerate(frame_types()) if t in GUARD_EVENTS | DIALER_EVENTS]
+"""What Asterisk sends the guard's connection when it also carries the keypad capture (serve's
+default, ``[capture] enabled = true``): the event filter asks for the capture's types too."""
 
 
 def templates() -> list[str]:
@@ -165,7 +178,12 @@ class EventSource:
         transport = request.transport
         assert transport is not None
         reader = asyncio.create_task(self._requests(ws, transport, request.query["app"]))
-        scenarios = {"idle": self._idle, "load": self._load, "filtered": self._filtered}
+        scenarios = {
+            "idle": self._idle,
+            "load": self._load,
+            "filtered": self._filtered,
+            "capture": self._capture,
+        }
         await scenarios.get(request.query["app"], self._flood)(transport)
         await _write(transport, self.end_frame())
         await reader
@@ -188,6 +206,10 @@ class EventSource:
         chunks.append(bytes(chunk))
         for data in chunks:
             await _write(transport, data)
+
+    async def _capture(self, transport: asyncio.BaseTransport) -> None:
+        """The flood as Asterisk sends it to a guard that carries the keypad capture."""
+        await self._flood(transport, CAPTURE_PICKS)
 
     async def _filtered(self, transport: asyncio.BaseTransport) -> None:
         """The flood as Asterisk sends it with the guard's event filter: its 5 frames of 20 per call."""
@@ -331,6 +353,8 @@ class Counter:
     def __call__(self, event: Event) -> None:
         now = time.perf_counter()
         self.first = self.first or now
+        if isinstance(event, Dial):  # read in full, for a hook
+            event = seen_of(event)
         if isinstance(event, DialSeen) and event.dialstatus == "":
             if event.peer_id == END:
                 self.last = now
@@ -403,14 +427,40 @@ async def stream(url: str, flood: list[Call]) -> float:
 
 
 async def run_guard(
-    url: str, app: str, store: CountedStore, ledger: GateLedger, calls: int
+    url: str, app: str, store: CountedStore, ledger: GateLedger, calls: int, *, capture: bool = False
 ) -> tuple[float, GuardApp, Counter, TimedClient]:
     counter, audited = Counter(calls), store.audited
     client = TimedClient(config(url, app))
     client.hangups = {}
     rules = NumberRules()
     settings = replace(SETTINGS, app=app)
-    guard = CountedGuard(app, client, Gate(store, rules), store, settings, rules, ledger, server_filter=False)
+    hooks: list[EventHook] = []
+    if capture:  # as serve builds it with [capture] enabled (the default)
+        journal = Journal(OUT / "guard-journal", os.urandom(32))  # written only if a code completed
+        recorder = RefusalRecorder(store, ShieldPeriods(), journal, "bench")
+        legs = LegMatcher(settings)
+        keypad = KeypadCapture(
+            client,
+            recorder,
+            KeypadCode(),
+            rules,
+            app=app,
+            pbx="bench",
+            is_customer_leg=lambda channel: legs.is_trunk(channel.name),
+        )
+        hooks.append(keypad.on_event)
+    guard = CountedGuard(
+        app,
+        client,
+        Gate(store, rules),
+        store,
+        settings,
+        rules,
+        ledger,
+        server_filter=False,
+        hooks=hooks,
+        hook_events=DIALER_EVENTS if capture else (),
+    )
     guard.counter = counter
     task = asyncio.create_task(guard.run())
     await asyncio.wait_for(counter.done.wait(), 600)
@@ -437,7 +487,7 @@ def quantiles(values: list[float]) -> str:
 
 def rates(name: str, values: list[float], floor_median: float | None = None) -> None:
     ratio = f"  {statistics.median(values) / floor_median:.2f}x the floor" if floor_median else ""
-    print(f"  {name:<7} best {max(values):9,.0f} events/s  median {statistics.median(values):9,.0f}{ratio}")
+    print(f"  {name:<15} best {max(values):9,.0f} events/s  median {statistics.median(values):9,.0f}{ratio}")
 
 
 async def latency(url: str, app: str, store: CountedStore, ledger: GateLedger, calls: list[Call]) -> None:
@@ -519,22 +569,27 @@ async def _run(
         f"{calls:,} calls x {len(PICK)} frames = {len(PICK) * calls:,} events per pass, {size:.0f} B/frame,"
     )
     print(f"one outbound leg per call {kinds}; {args.repeats} interleaved passes")
-    flooded: dict[str, list[float]] = {"guard": [], "guard/F": []}
+    flooded: dict[str, list[float]] = {"guard": [], "guard/F": [], "guard+capture/F": []}
     subjects: dict[str, Callable[[], Awaitable[float]]] = {
         "floor": lambda: floor(url, calls),
         "stream": lambda: stream(url, flood),
         "guard": lambda: _guard_rate(url, "flood", store, ledger, calls, flooded["guard"]),
         "guard/F": lambda: _guard_rate(url, "filtered", store, ledger, calls, flooded["guard/F"]),
+        "guard+capture/F": lambda: _guard_rate(
+            url, "capture", store, ledger, calls, flooded["guard+capture/F"], capture=True
+        ),
     }
     subjects = {name: run for name, run in subjects.items() if name == "floor" or name in args.subjects}
     results: dict[str, list[float]] = {name: [] for name in subjects}
+    gc.collect()
+    gc.freeze()  # as serve does once started: what exists now is never traversed by a collection
     for rep in range(args.repeats):
         for name, measure in subjects.items():
             cpu = time.process_time()
             results[name].append(await measure())
             cpu_us = (time.process_time() - cpu) / (len(PICK) * calls) * 1e6  # this process, every thread
             print(
-                f"  pass {rep + 1} {name:<7} {results[name][-1]:9,.0f} events/s  {cpu_us:5.2f} us CPU/event",
+                f"  pass {rep + 1} {name:<15} {results[name][-1]:9,.0f} events/s  {cpu_us:5.2f} us CPU/event",
                 flush=True,
             )
     base = statistics.median(results["floor"])
@@ -545,7 +600,7 @@ async def _run(
     print("Dial handled -> hang-up request of a shielded bypass under the flood (in-process):")
     for name, waits in flooded.items():
         if name in subjects:
-            print(f"  {name:<7} {quantiles(waits)}")
+            print(f"  {name:<15} {quantiles(waits)}")
     if not probes:
         return
     print("Dial -> hang-up request of a shielded bypass (target p99 <= 5 ms):")
@@ -555,11 +610,18 @@ async def _run(
 
 
 async def _guard_rate(
-    url: str, app: str, store: CountedStore, ledger: GateLedger, calls: int, waits: list[float]
+    url: str,
+    app: str,
+    store: CountedStore,
+    ledger: GateLedger,
+    calls: int,
+    waits: list[float],
+    *,
+    capture: bool = False,
 ) -> float:
     """The guard's rate on a pass; adds to ``waits`` each shielded leg's time from its Dial
     handled to its hang-up request, under the flood (the guard saturated)."""
-    rate, _, counter, client = await run_guard(url, app, store, ledger, calls)
+    rate, _, counter, client = await run_guard(url, app, store, ledger, calls, capture=capture)
     waits.extend(at - counter.dials[peer] for peer, at in client.hangups.items() if peer in counter.dials)
     return rate
 
@@ -592,8 +654,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--subjects",
         type=lambda text: set(text.split(",")),
-        default={"stream", "guard", "guard/F"},
-        help="which of stream,guard,guard/F to measure (the floor always is)",
+        default={"stream", "guard", "guard/F", "guard+capture/F"},
+        help="which of stream,guard,guard/F,guard+capture/F to measure (the floor always is)",
     )
     parser.add_argument("--log-level", default="INFO", help="callshield's log level (to bench/out/guard.log)")
     return parser.parse_args()
