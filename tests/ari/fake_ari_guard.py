@@ -52,13 +52,13 @@ async def guarding(
     ledger: GateLedger | None = None,
     strict: bool = False,
     backoff: Backoff | None = None,
-    rest_over_websocket: bool = False,
+    rest_over_websocket: bool = True,
     **options: Any,
 ) -> AsyncIterator[GuardApp]:
     """A running guard, connected, its event filter set and its first channel listing done.
 
-    Its hang-ups go over HTTP unless ``rest_over_websocket`` (then over the websocket once the
-    guard's probe is answered: see :func:`rest_ready`)."""
+    Its hang-ups go over the websocket once the guard's probe is answered (see
+    :func:`rest_ready`), as serve's guard does; ``rest_over_websocket=False``: over HTTP only."""
     listings = len(fake.requests_to("GET", "/channels"))
     guard = GuardApp(
         "pbx1",

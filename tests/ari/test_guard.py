@@ -192,7 +192,7 @@ async def test_asterisk_is_asked_to_send_only_what_the_guard_uses(
         agent = await fake_ari.create_channel(name="PJSIP/agent5-00000000")
         await fake_ari.varset(agent.id, "SIPDOMAIN", "127.0.0.1")
         await fake_ari.remote_hangup(agent.id)
-    assert allowed == [{"type": t} for t in sorted(GUARD_EVENTS)]
+    assert allowed == [{"type": t} for t in sorted({*GUARD_EVENTS, "RESTResponse"})]  # hang-ups' answers
     assert set(fake_ari.sent_types(APP)) <= GUARD_EVENTS
 
 
@@ -240,7 +240,7 @@ async def test_other_consumers_share_the_stream(fake_ari: FakeAri, store: Shield
         await fake_ari.remote_hangup(agent.id)
         allowed = fake_ari.application(APP)["events_allowed"]
     assert seen == ["ChannelDtmfReceived", "Dial", "Dial"]  # the guard's own types too (start, RINGING)
-    assert allowed == [{"type": t} for t in sorted({*GUARD_EVENTS, "ChannelDtmfReceived"})]
+    assert allowed == [{"type": t} for t in sorted({*GUARD_EVENTS, "ChannelDtmfReceived", "RESTResponse"})]
 
 
 async def test_a_hangup_ari_refuses_is_retried_then_reported(

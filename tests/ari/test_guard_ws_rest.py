@@ -53,7 +53,7 @@ async def test_the_event_filter_allows_the_answers(fake_ari: FakeAri, store: Shi
         allowed = fake_ari.application(APP)["events_allowed"]
         assert guard.filter_types == sorted({*GUARD_EVENTS, "RESTResponse"})
     assert allowed == [{"type": t} for t in guard.filter_types]
-    async with guarding(fake_ari, store) as http_only:
+    async with guarding(fake_ari, store, rest_over_websocket=False) as http_only:
         allowed = fake_ari.application(APP)["events_allowed"]
     assert (
         allowed
