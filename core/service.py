@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from dataclasses import dataclass
@@ -150,6 +151,9 @@ async def _run(store: ShieldStore, parts: Parts, stop: asyncio.Event) -> None:
     tasks += [asyncio.create_task(guard.run(), name=f"guard-{guard.name}") for guard in guards]
     tasks.append(asyncio.create_task(_purge_forever(store, service.purge_interval), name="purge"))
     tasks.append(asyncio.create_task(replay_forever(parts.recorder, REPLAY_INTERVAL), name="replay"))
+    gc.freeze()  # what startup made (modules, number metadata, settings) is never traversed again:
+    # a full collection under load pauses the loop less (bench/guard.py: worst hang-up wait under
+    # the flood 32-40 ms -> 15-18 ms)
     log.info("callshield serving %d Asterisk server(s)", len(apps))
     await stop.wait()
     log.info("stopping: finishing the decisions in flight")
