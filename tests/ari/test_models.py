@@ -77,6 +77,39 @@ def test_ari_time() -> None:
         parse_ari_time("yesterday")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-28T06:38:51.793+0000",
+        "2026-11-28T06:38:51.7-0600",
+        "2026-11-28T06:38:51.793123+05:30",
+        "2026-02-29T06:38:51.793+0000",  # no such day
+        "2026-13-28T06:38:51.793+0000",
+        "2026-11-28T24:38:51.793+0000",
+        "2026-11-28T06:38:51+0000",  # no fraction
+        "2026-11-28T06:38:51.7931234+0000",
+        "2026-11-28 06:38:51.793+0000",
+        "2026-11-28T06:38:51.793",
+        "2026-11-28T06:38:51.793Z",
+        "2026-11-28",
+        "\u0662026-11-28T06:38:51.793+0000",  # a digit that is not ASCII
+        "",
+    ],
+)
+def test_ari_time_reads_what_strptime_reads(text: str) -> None:
+    try:
+        expected: datetime | None = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
+    except ValueError:
+        expected = None
+    if text.endswith("Z") or not text.isascii():
+        expected = None  # strptime takes a Z and digits of any script too; Asterisk writes neither
+    if expected is None:
+        with pytest.raises(PeerProtocolError):
+            parse_ari_time(text)
+    else:
+        assert parse_ari_time(text) == expected
+
+
 def _captured_channels() -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for frame in all_frames():
