@@ -11,9 +11,10 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 from ari_captures import Frame, all_frames, frames, nth
+from callshield.ari import guard as guard_module
 from callshield.ari.client import AriClient
 from callshield.ari.events import Dial, parse_event
-from callshield.ari.guard import GUARD_EVENTS, seen_of
+from callshield.ari.guard import GUARD_EVENTS, GateLedger, seen_of
 from callshield.ari.guard_stream import (
     DIAL_HEAD,
     KEPT_STATUSES,
@@ -26,7 +27,7 @@ from callshield.ari.guard_stream import (
 from callshield.ari.websocket import EventStream
 from callshield.store.base import ShieldStore
 from fake_ari import FakeAri
-from fake_ari_guard import APP, SHIELDED, audit_of, client_for, guarding, hangups, shield
+from fake_ari_guard import APP, SHIELDED, SHIELDED_E164, audit_of, client_for, guarding, hangups, shield
 from yarl import URL
 
 CAPTURED = all_frames()
@@ -305,3 +306,24 @@ def test_a_start_read_in_asterisks_layout_is_the_decoders_reading_or_none(seed: 
         if "\\" not in text:
             assert start is not None, text  # Asterisk's layout: always read at once
     assert read >= 300
+
+
+async def test_the_legs_remembered_are_bounded_oldest_first(
+    fake_ari: FakeAri, store: ShieldStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should the Dial that ends a leg be lost, the legs remembered still stay bounded."""
+    monkeypatch.setattr(guard_module, "MAX_LEGS", 3)
+    ledger = GateLedger()
+    async with guarding(fake_ari, store, ledger=ledger) as guard:
+        agent = json.loads(dial_frame("", "x"))["caller"]["id"]
+        ledger.allowed(agent, SHIELDED_E164)  # each leg passed the gate: no store work, no hang-up
+        for n in range(5):
+            start = lean_event(dial_frame("", f"1795849090.{n + 1}"))
+            assert isinstance(start, DialSeen)
+            guard.dispatch(start)
+        assert guard.legs == 3
+        assert guard.judge.counts["gated"] == 5
+        answered = lean_event(dial_frame("ANSWER", "1795849090.5"))  # the newest is still known
+        assert isinstance(answered, DialSeen)
+        guard.dispatch(answered)
+        assert guard.legs == 2 and guard.judge.counts["gated"] == 5
