@@ -12,15 +12,16 @@ Asterisk to send only the event types it uses (``PUT /applications/{app}/eventFi
 and ``ApplicationReplaced``, three frames per call, and ``RESTResponse``, see below), and drops
 the other types unparsed anyway; without hooks it reads ``Dial`` lean, and drops unparsed what
 changes nothing for it: ``Dial`` progress, the end of a leg's dial
-(:mod:`callshield.ari.guard_stream`). Nothing but a new outbound leg leads to store work. State
-is kept per outbound leg while it rings: from the ``Dial`` that starts it to the ``Dial`` that
-ends it (answered, or a final status such as NOANSWER or CANCEL,
-which Asterisk publishes for every dialled channel, a hang-up by the guard included:
-``captures/guard_subscribe_all.jsonl``), else until a channel listing after a reconnect finds it
-gone, and never more than :data:`MAX_LEGS`. (Its ``ChannelDestroyed`` would come later, and is
-not asked for: two more frames per call.) Legs that did not pass the gate are decided in bursts
-(:mod:`callshield.ari.bursts`), never in the task that reads the stream, so a decision that waits
-holds up neither the stream nor the next legs.
+(:mod:`callshield.ari.guard_stream`). Nothing but a new outbound leg leads to store work.
+
+State is kept per outbound leg while it rings: from the ``Dial`` that starts it to the ``Dial``
+that ends it (answered, or a final status such as NOANSWER or CANCEL, which Asterisk publishes for
+every dialled channel, a hang-up by the guard included: ``captures/guard_subscribe_all.jsonl``),
+else until a channel listing after a reconnect finds it gone, and never more than
+:data:`MAX_LEGS`. (Its ``ChannelDestroyed`` would come later, and is not asked for: two more frames
+per call.) Legs that did not pass the gate are decided in bursts (:mod:`callshield.ari.bursts`),
+never in the task that reads the stream, so a decision that waits holds up neither the stream nor
+the next legs.
 
 The connection is kept up like the gate's: capped backoff, each state change logged once; after
 every (re)connect the live channels are listed and outbound legs still ringing that were not seen
