@@ -26,8 +26,9 @@ the next legs.
 The connection is kept up like the gate's: capped backoff, each state change logged once; after
 every (re)connect the live channels are listed and outbound legs still ringing that were not seen
 are checked (Asterisk replays nothing). Other consumers of the same stream (the keypad capture of
-dialer calls) can be attached as ``hooks``: they get every event of the guard's types and of
-``hook_events``, fully parsed (so with hooks the guard's own events are parsed in full too).
+dialer calls) can be attached as ``hooks``: they get every event the stream reads in full, that is
+those of ``hook_events`` (and ``ApplicationReplaced``). The guard's ``Dial`` events stay lean,
+and reach the hooks only if ``hook_events`` lists ``Dial``: then they are read in full, for both.
 
 Hang-ups go over the guard's own events websocket (REST over the websocket, Asterisk 20.14, 21.9,
 22.4 and later: no HTTP request, a fraction of its cost) once Asterisk has answered there on the
@@ -112,7 +113,10 @@ class GuardApp(AriConnection):
         self._matcher = LegMatcher(settings)
         self.judge = LegJudge(name, client, gate, store, rules, ledger, strict=settings.strict, clock=clock)
         self._hooks = tuple(hooks)
-        self._wanted = GUARD_EVENTS | frozenset(hook_events)
+        hook_types = frozenset(hook_events)
+        self._wanted = GUARD_EVENTS | hook_types
+        self._full_dials = bool(self._hooks) and "Dial" in hook_types
+        """A hook takes ``Dial`` events: they are read in full (:class:`EventStream`)."""
         self._server_filter = server_filter
         self._rest_over_websocket = rest_over_websocket
         """Try hang-ups over the events websocket (module docstring); False: HTTP only."""
@@ -128,7 +132,7 @@ class GuardApp(AriConnection):
         return len(self._legs)
 
     def _open(self) -> EventStream:
-        kind = EventStream if self._hooks else GuardStream  # hooks get every event in full
+        kind = EventStream if self._full_dials else GuardStream
         stream = self._client.events(
             [self.app], subscribe_all=True, wanted=self._wanted, only_wanted=True, kind=kind
         )
@@ -154,6 +158,8 @@ class GuardApp(AriConnection):
             self._legs.pop(event.channel.id, None)
         elif isinstance(event, ApplicationReplaced):
             log.error("guard %s: another connection took application %s; no more events", self.name, self.app)
+        if not self._hooks or isinstance(event, DialSeen):  # a lean Dial: the guard's alone
+            return
         for hook in self._hooks:
             try:
                 work = hook(event)

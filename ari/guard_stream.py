@@ -24,8 +24,9 @@ further with those:
   snapshots). Decoded, only the fields the guard uses are checked; a frame without them (or of
   the wrong types) goes to the full parser, which skips it as malformed.
 
-Other types are parsed in full. The guard opens this stream only when it has no hooks (they get
-full events).
+Other types (those of the guard's hooks) are parsed in full, by the full parser at once when
+their type reads as Asterisk writes it. The guard opens this stream unless a hook takes ``Dial``
+events (those it reads in full, for both).
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ _LAYOUT = re.compile(
 ``peer`` follows); see :func:`leg_start`."""
 _PEER_HEAD = re.compile(r'"peer":\{"id":"([^"\\]*)","name":"([^"\\]*)",')
 _PEER_EXTEN = re.compile(r',"dialplan":\{"context":"[^"\\]*","exten":"([^"\\]*)",')
+_TYPE_HEAD = re.compile(r'\{"type":"([^"\\]*)",')
+"""The event's type as Asterisk writes it, first (anchored: exact, keys being unique)."""
 _TAIL = re.compile(r',"asterisk_id":"([^"\\]*)","application":"([^"\\]*)"\}')
 """The end of every event Asterisk writes to an application."""
 
@@ -289,6 +292,8 @@ class GuardStream(EventStream):
             if status == "":
                 start = _start_of(frame, layout)
                 return start if start is not None else self._decoded(frame)
+        elif (kind := _TYPE_HEAD.match(frame)) is not None and kind[1] != "Dial":
+            return super()._parse(frame)  # another type (a hook's), as Asterisk writes it: in full
         elif (head := DIAL_HEAD.match(frame)) is not None:
             status = head.group(1)
         elif plain_type(frame) == "Dial":  # another layout: the exact byte test

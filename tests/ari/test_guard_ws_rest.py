@@ -188,4 +188,4 @@ async def test_answers_never_reach_the_guards_dispatch(
         await until(lambda: peer.destroyed)
         await audit_of(store)
     assert len(fake_ari.rest_responses) == 2  # the probe's and the hang-up's
-    assert set(seen) == {"Dial"}
+    assert set(seen) == {"DialSeen"}  # the hook takes no Dial: read lean, answers never seen
