@@ -58,7 +58,7 @@ from callshield.ari.guard_legs import LegMatcher, OutboundLeg, exten_number, rin
 from callshield.ari.guard_stream import DIAL_ENDS, FINAL_DIALSTATUS, DialSeen, GuardStream
 from callshield.ari.models import Channel
 from callshield.ari.websocket import REST_RESPONSE, EventStream
-from callshield.errors import PeerError
+from callshield.errors import AriRequestError, PeerError
 from callshield.gate import Gate, Verdict, utc_now
 from callshield.guard_config import GuardSettings
 from callshield.numbers import NumberRules
@@ -244,10 +244,24 @@ class GuardApp(AriConnection):
     async def _set_filter(self) -> None:
         try:
             await self._client.set_event_filter(allowed=self.filter_types, app=self.app)
+        except AriRequestError as e:
+            if e.status == 400 and self._rest_over_websocket:  # RESTResponse not a type it knows?
+                log.warning(
+                    "guard %s: the event filter with RESTResponse was refused (%s); hang-ups go over HTTP",
+                    self.name,
+                    e,
+                )
+                self._rest_over_websocket = False  # its answers could not pass the filter
+                await self._set_filter()
+                return
+            self._no_filter(e)
         except PeerError as e:
-            if not self._filter_refused:
-                log.warning("guard %s: no event filter (%s); every event is filtered here", self.name, e)
-            self._filter_refused = True
+            self._no_filter(e)
+
+    def _no_filter(self, error: PeerError) -> None:
+        if not self._filter_refused:
+            log.warning("guard %s: no event filter (%s); every event is filtered here", self.name, error)
+        self._filter_refused = True
 
     async def _recover(self) -> None:
         """Forget legs that ended meanwhile; check outbound legs ringing that were not seen."""

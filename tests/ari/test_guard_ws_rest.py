@@ -62,6 +62,25 @@ async def test_the_event_filter_allows_the_answers(fake_ari: FakeAri, store: Shi
     )
 
 
+async def test_a_filter_that_refuses_rest_responses_is_set_without_them_and_hangups_go_over_http(
+    fake_ari: FakeAri, store: ShieldStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Should an Asterisk refuse ``RESTResponse`` in an event filter (400), the guard keeps its
+    filter without it (hang-ups over HTTP) rather than run with no filter at all."""
+    await shield(store)
+    fake_ari.add_fault(method="PUT", path="/applications/*/eventFilter", status=400, message="Bad request")
+    async with guarding(fake_ari, store) as guard:
+        allowed = fake_ari.application(APP)["events_allowed"]
+        peer = await fake_ari.dial(None, f"{SHIELDED}@carrier")
+        await until(lambda: peer.destroyed)
+        await audit_of(store)
+    assert allowed == [{"type": t} for t in sorted(GUARD_EVENTS)] == [{"type": t} for t in guard.filter_types]
+    assert hangups(fake_ari, via="http") == [(f"/channels/{peer.id}", "21")]
+    assert len(lines(caplog, "RESTResponse was refused", logging.WARNING)) == 1
+    assert lines(caplog, "no event filter", logging.WARNING) == []
+    assert len(fake_ari.requests_to("GET", "/asterisk/ping", via="websocket")) == 0  # no probe
+
+
 async def test_on_an_older_asterisk_hangups_go_over_http(
     fake_ari: FakeAri, store: ShieldStore, caplog: pytest.LogCaptureFixture, quick_probe: None
 ) -> None:
