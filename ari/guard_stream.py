@@ -48,6 +48,7 @@ __all__ = [
     "lean_event",
     "leg_start",
     "peer_of",
+    "plain_dialstatus",
     "plain_type",
 ]
 
@@ -125,12 +126,14 @@ def dial_progress(frame: str) -> bool:
     the keys and however the JSON is spaced; the same for ``"type"``. Any doubt (a nested key of
     the same name, an escape, a duplicate) keeps the frame.
     """
-    return plain_type(frame) == "Dial" and _progress(frame)
-
-
-def _progress(frame: str) -> bool:
-    status = _sole_value(frame, '"dialstatus"')
+    status = plain_dialstatus(frame)
     return status is not None and status not in KEPT_STATUSES
+
+
+def plain_dialstatus(frame: str) -> str | None:
+    """A ``Dial``'s ``dialstatus`` read without decoding (exact by the argument of
+    :func:`dial_progress`); None if the frame is no ``Dial`` or that is not exact."""
+    return _sole_value(frame, '"dialstatus"') if plain_type(frame) == "Dial" else None
 
 
 def peer_of(frame: str) -> str | None:
@@ -296,10 +299,8 @@ class GuardStream(EventStream):
             return super()._parse(frame)  # another type (a hook's), as Asterisk writes it: in full
         elif (head := DIAL_HEAD.match(frame)) is not None:
             status = head.group(1)
-        elif plain_type(frame) == "Dial":  # another layout: the exact byte test
-            status = _sole_value(frame, '"dialstatus"')
-        else:
-            status = ""  # not a Dial, or in doubt: decoded
+        else:  # another layout: the exact byte test (None: no Dial, or in doubt: decoded)
+            status = plain_dialstatus(frame)
         if status is None or status == "" or not self._dial_dropped(frame, status, layout):
             return self._decoded(frame)
         return None
